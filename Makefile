@@ -1,0 +1,34 @@
+# The README's two commands are `make run` and `make test`; the rest are helpers.
+.DEFAULT_GOAL := help
+SHELL := /bin/bash
+
+.PHONY: help install build run token test typecheck bench
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
+
+node_modules/.package-lock.json: package.json package-lock.json
+	npm ci --no-audit --no-fund
+
+install: node_modules/.package-lock.json ## install npm dependencies (npm ci)
+
+build: install ## compile TypeScript to dist/
+	npm run build
+
+run: build ## start upstream-ai (mock provider) and the gateway on localhost
+	./scripts/run-dev.sh
+
+token: build ## print a development token: make token USER=alice
+	@node dist/gateway/src/tools/dev-token.js "$(or $(USER_ID),$(USER))"
+
+test: ## install what the tests need, build, run the whole suite
+	./scripts/install-test-deps.sh
+	npm ci --no-audit --no-fund
+	npm run build
+	npm test
+
+typecheck: install ## type-check without emitting
+	npm run typecheck
+
+bench: build ## run the benchmark suite
+	npm run bench
