@@ -13,11 +13,13 @@ export const ERROR_TYPES = {
   METHOD_NOT_ALLOWED: { status: 405, message: 'Method not allowed on this route.' },
   PAYLOAD_TOO_LARGE: { status: 413, message: 'The request body is too large.' },
   UNSUPPORTED_MEDIA_TYPE: { status: 415, message: 'The request body must be application/json.' },
+  RATE_LIMIT_EXCEEDED: { status: 429, message: 'Too many requests.' },
   INTERNAL_ERROR: { status: 500, message: 'An internal error occurred.' },
   PROVIDER_ERROR: { status: 502, message: 'The AI provider failed to answer.' },
   UPSTREAM_UNAVAILABLE: { status: 502, message: 'The AI service is unavailable.' },
   PROVIDER_RATE_LIMITED: { status: 503, message: 'The AI provider is rate limiting requests.' },
   SERVICE_UNAVAILABLE: { status: 503, message: 'The service is shutting down.' },
+  RATE_LIMITER_UNAVAILABLE: { status: 503, message: 'The rate limiter is unavailable; retry later.' },
   UPSTREAM_TIMEOUT: { status: 504, message: 'The AI service did not answer in time.' },
 } as const satisfies Record<string, { status: number; message: string }>
 

@@ -9,7 +9,8 @@ import {
   type SettingsOf, type SettingsTable
 } from '../../common/src/config.js'
 
-export const UPSTREAM_AI_SETTINGS = {
+/** upstream-ai's settings table (docs/configuration.md lists every variable; common/test/docs.test.ts checks it). */
+export const SETTINGS = {
   ...COMMON_SETTINGS,
   /** Interface to listen on. @default '0.0.0.0' */
   host: {
@@ -90,7 +91,7 @@ export const UPSTREAM_AI_SETTINGS = {
   }
 } satisfies SettingsTable
 
-export type UpstreamAiSettings = SettingsOf<typeof UPSTREAM_AI_SETTINGS>
+export type UpstreamAiSettings = SettingsOf<typeof SETTINGS>
 
 export type ProviderName = 'openai' | 'mock'
 
@@ -108,7 +109,7 @@ export interface UpstreamAiConfig extends Omit<UpstreamAiSettings, 'provider'> {
  * each naming its variable.
  */
 export function loadConfig (env: Record<string, string | undefined> = process.env): UpstreamAiConfig {
-  const settings = loadSettings(UPSTREAM_AI_SETTINGS, env)
+  const settings = loadSettings(SETTINGS, env)
   const problems: string[] = []
   const hasKey = settings.openaiApiKey !== undefined
   const provider: ProviderName = settings.provider ?? (hasKey ? 'openai' : 'mock')
