@@ -1,0 +1,173 @@
+/**
+ * The limiter the pipeline calls when REDIS_URL is set: Redis while it
+ * answers, the failure mode while it does not.
+ *
+ * One decision per request, never a request waiting on a dead Redis:
+ * - while on Redis, a check that fails (connection down, an error reply, or no
+ *   answer within `timeoutMs`) switches to the fallback and is itself answered
+ *   by the fallback; a check made while the client is not connected does not
+ *   even try Redis;
+ * - while on the fallback, checks never touch Redis; a background probe
+ *   (the script itself on a probe key, every `probeIntervalMs`, each bounded
+ *   by `timeoutMs`) switches back as soon as Redis runs it. A Redis that
+ *   answers PING but refuses writes (over maxmemory) is still unavailable, so
+ *   the limiter does not flap.
+ * One warning when switching to the fallback, one info line when back.
+ *
+ * Failure modes: `memory` answers from an in-process sliding window (the same
+ * algorithm, per instance); `open` allows everything (source `none`, nothing
+ * counted); `closed` answers RateLimitUnavailable (the pipeline's 503
+ * RATE_LIMITER_UNAVAILABLE).
+ */
+import type { Redis } from 'ioredis'
+import type { Logger } from '../../../common/src/logger.js'
+import { isRedisReady, withDeadline } from '../redis.js'
+import {
+  assertLimitOptions, monotonicClock, RATE_LIMIT_DEFAULTS,
+  type Clock, type FailureMode, type GatewayRateLimiter, type RateLimiter, type RateLimitOutcome, type RateLimitResult
+} from './limiter.js'
+import { createMemoryLimiter } from './memory-limiter.js'
+import { createRedisLimiter, type RedisLimiter } from './redis-limiter.js'
+
+export interface FailoverLimiterOptions {
+  /** The shared client (createRedisClient in ../redis.ts); used for the limiter and the probe. */
+  redis: Redis
+  /** Requests allowed per window (AI_ENGINE_RATE_LIMIT_PER_MIN; the gateway's default is 30). */
+  limit: number
+  /** Window length in milliseconds (AI_ENGINE_RATE_LIMIT_WINDOW_SECONDS × 1000; the gateway's default is 60000). */
+  windowMs: number
+  /** What to do while Redis is unavailable (AI_ENGINE_RATE_LIMIT_FAILURE_MODE). @default 'memory' */
+  failureMode?: FailureMode
+  /** Longest a check waits on Redis (AI_ENGINE_REDIS_TIMEOUT_MS). @default 100 */
+  timeoutMs?: number
+  /** Pause between two probes of Redis while on the fallback, in milliseconds. @default 1000 */
+  probeIntervalMs?: number
+  /** Users tracked by the memory fallback. @default 10000 */
+  maxUsers?: number
+  logger: Logger
+  /** Clock of the memory fallback and of the outage duration. @default monotonicClock */
+  clock?: Clock
+  /** The Redis-backed limiter; its probe() decides when Redis is back. @default createRedisLimiter({ redis, limit, windowMs }) */
+  primary?: RedisLimiter
+  /** The `memory` failure mode's limiter. @default createMemoryLimiter({ limit, windowMs, clock, maxUsers }) */
+  fallback?: RateLimiter
+}
+
+/** The two log lines of a switch (msg field), stable for alerts and tests. */
+export const FAILOVER_LOG_MESSAGES = Object.freeze({
+  fallback: 'rate limiter: Redis unavailable, switching to the fallback',
+  recovered: 'rate limiter: Redis is back, switching back from the fallback'
+})
+
+/** `redis`: checks go to Redis. `fallback`: the failure mode answers, and Redis is probed. */
+export type FailoverState = 'redis' | 'fallback'
+
+export interface FailoverLimiter extends GatewayRateLimiter {
+  /** The current state (for health and metrics). */
+  state: () => FailoverState
+}
+
+export function createFailoverLimiter (options: FailoverLimiterOptions): FailoverLimiter {
+  assertLimitOptions(options)
+  const { redis, limit, windowMs, logger } = options
+  const failureMode = options.failureMode ?? RATE_LIMIT_DEFAULTS.failureMode
+  const timeoutMs = options.timeoutMs ?? RATE_LIMIT_DEFAULTS.redisTimeoutMs
+  const probeIntervalMs = options.probeIntervalMs ?? RATE_LIMIT_DEFAULTS.probeIntervalMs
+  const clock = options.clock ?? monotonicClock
+  const primary = options.primary ?? createRedisLimiter({ redis, limit, windowMs })
+  const fallback = options.fallback ?? createMemoryLimiter({
+    limit, windowMs, clock, maxUsers: options.maxUsers ?? RATE_LIMIT_DEFAULTS.maxUsers
+  })
+
+  let state: FailoverState = 'redis'
+  let fallbackSince = 0
+  let probeTimer: NodeJS.Timeout | undefined
+  let closed = false
+
+  const openResult: RateLimitResult = Object.freeze({
+    allowed: true, limit, remaining: limit, resetMs: 0, retryAfterMs: 0, source: 'none'
+  })
+  const unavailable: RateLimitOutcome = Object.freeze({
+    allowed: false, unavailable: true, limit, retryAfterMs: probeIntervalMs, source: 'none'
+  })
+
+  const decideWithoutRedis = async (userId: string): Promise<RateLimitOutcome> => {
+    switch (failureMode) {
+      case 'memory': return await fallback.check(userId)
+      case 'open': return openResult
+      case 'closed': return unavailable
+    }
+  }
+
+  const scheduleProbe = (): void => {
+    if (closed || probeTimer !== undefined) return
+    probeTimer = setTimeout(() => {
+      void probe().then((answered) => {
+        probeTimer = undefined
+        if (closed) return
+        if (answered) backOnRedis()
+        else scheduleProbe()
+      })
+    }, probeIntervalMs)
+    // A probe must not keep the process alive on shutdown.
+    probeTimer.unref()
+  }
+
+  const probe = async (): Promise<boolean> => {
+    if (!isRedisReady(redis)) return false
+    try {
+      await withDeadline(primary.probe(), timeoutMs)
+      return true
+    } catch {
+      return false
+    }
+  }
+
+  const switchToFallback = (error: unknown): void => {
+    if (state === 'fallback' || closed) return
+    state = 'fallback'
+    fallbackSince = clock()
+    logger.warn(
+      { error: describe(error), failureMode, timeoutMs },
+      FAILOVER_LOG_MESSAGES.fallback
+    )
+    scheduleProbe()
+  }
+
+  const backOnRedis = (): void => {
+    if (state === 'redis') return
+    state = 'redis'
+    logger.info(
+      { fallbackMs: Math.round(clock() - fallbackSince), failureMode },
+      FAILOVER_LOG_MESSAGES.recovered
+    )
+  }
+
+  return {
+    async check (userId) {
+      if (state === 'redis') {
+        if (!isRedisReady(redis)) {
+          switchToFallback(new Error(`redis connection is ${redis.status}`))
+        } else {
+          try {
+            return await withDeadline(primary.check(userId), timeoutMs)
+          } catch (error) {
+            switchToFallback(error)
+          }
+        }
+      }
+      return await decideWithoutRedis(userId)
+    },
+    state: () => state,
+    async close () {
+      closed = true
+      if (probeTimer !== undefined) clearTimeout(probeTimer)
+      probeTimer = undefined
+      await fallback.close?.()
+    }
+  }
+}
+
+function describe (error: unknown): string {
+  return error instanceof Error ? error.message : String(error)
+}
