@@ -1,0 +1,192 @@
+/**
+ * The gateway's settings: one table of env name, default, parser and a line
+ * for docs/configuration.md, read once at start and frozen. `loadConfig`
+ * adds the checks that span several variables (the JWT secret in
+ * production, timeouts that must nest) and resolves derived values.
+ */
+import {
+  COMMON_SETTINGS, ConfigError, integer, list, loadSettings, number, string, url,
+  type SettingsOf, type SettingsTable
+} from '../../common/src/config.js'
+import { DEV_JWT_SECRET, MIN_JWT_SECRET_BYTES } from './dev-secret.js'
+
+/** An HTTP header name (RFC 9110 token). */
+const HEADER_NAME = /^[A-Za-z0-9!#$%&'*+.^_`|~-]{1,64}$/
+
+export const SETTINGS = {
+  ...COMMON_SETTINGS,
+  /** Interface to listen on. @default '0.0.0.0' */
+  host: {
+    env: 'HOST',
+    default: '0.0.0.0',
+    parse: string({ minLength: 1 }),
+    description: 'Interface to listen on.'
+  },
+  /** Port to listen on; 0 picks a free port (the real one is in the `listening` log line). @default 8080 */
+  port: {
+    env: 'PORT',
+    default: 8080,
+    parse: integer({ min: 0, max: 65535 }),
+    description: 'Port to listen on; `0` picks a free port, logged in the `listening` line.'
+  },
+  /** Base URL of upstream-ai; `/v1/ai/*` requests go to the same path there. @default http://127.0.0.1:8001 */
+  upstreamUrl: {
+    env: 'AI_UPSTREAM_URL',
+    default: new URL('http://127.0.0.1:8001'),
+    parse: url(['http:']),
+    description: 'Base URL of upstream-ai (plain `http:` on a private network); `/v1/ai/*` go to the same paths there, `/health` is probed.'
+  },
+  /** HS256 secret that verifies bearer tokens. Required (≥ 32 bytes) in production. @default undefined */
+  jwtSecretKey: {
+    env: 'JWT_SECRET_KEY',
+    default: undefined,
+    parse: string(),
+    description: `HS256 secret that verifies bearer tokens. Required in production (at least ${MIN_JWT_SECRET_BYTES} bytes); elsewhere a fixed development secret is used when unset (with a warning).`
+  },
+  /** When set, tokens must carry exactly this `iss`. @default undefined */
+  jwtIssuer: {
+    env: 'AI_GATEWAY_JWT_ISSUER',
+    default: undefined,
+    parse: string({ minLength: 1 }),
+    description: 'When set, a token\'s `iss` must equal it.'
+  },
+  /** When set, a token's `aud` must contain one of these (comma-separated). @default undefined */
+  jwtAudience: {
+    env: 'AI_GATEWAY_JWT_AUDIENCE',
+    default: undefined,
+    parse: list(string({ minLength: 1 })),
+    description: 'When set (comma-separated), a token\'s `aud` must contain one of these values.'
+  },
+  /** Leeway for `exp` and `nbf`, in seconds. @default 30 */
+  jwtClockToleranceSeconds: {
+    env: 'AI_GATEWAY_JWT_CLOCK_TOLERANCE_SECONDS',
+    default: 30,
+    parse: integer({ min: 0, max: 60 }),
+    description: 'Clock skew allowed when checking `exp` and `nbf`, in seconds (0 to 60).'
+  },
+  /** Header an authenticating proxy in front sets to the user id; replaces JWT checks. Off when unset. @default undefined */
+  trustedUserHeader: {
+    env: 'AI_GATEWAY_TRUSTED_USER_HEADER',
+    default: undefined,
+    parse: (raw: string) => string({ pattern: HEADER_NAME, what: 'an HTTP header name' })(raw).toLowerCase(),
+    description: 'Take the user id from this header (e.g. `X-User-Id`) instead of verifying a JWT. Only for a gateway reachable solely through an authenticating proxy that sets it: see the risk in docs/api.md.'
+  },
+  /** Largest accepted request body, in bytes. @default 1048576 (1 MiB) */
+  maxBodyBytes: {
+    env: 'AI_GATEWAY_MAX_BODY_BYTES',
+    default: 1_048_576,
+    parse: integer({ min: 1, max: 64 * 1_048_576 }),
+    description: 'Largest accepted request body in bytes; a larger one is refused (413) as soon as the limit is crossed.'
+  },
+  /** Time a client has to send its request headers, in seconds. @default 10 */
+  headersTimeoutSeconds: {
+    env: 'AI_GATEWAY_HEADERS_TIMEOUT_SECONDS',
+    default: 10,
+    parse: number({ min: 0.5, max: 600 }),
+    description: 'Time a client has to send the request headers, in seconds; a slower one gets 408 and the connection is closed.'
+  },
+  /** Time a client has to send the whole request (headers and body), in seconds. @default 30 */
+  requestBodyTimeoutSeconds: {
+    env: 'AI_GATEWAY_REQUEST_BODY_TIMEOUT_SECONDS',
+    default: 30,
+    parse: number({ min: 0.5, max: 3600 }),
+    description: 'Time a client has to send the whole request (headers and body), in seconds; at least `AI_GATEWAY_HEADERS_TIMEOUT_SECONDS`. A slower one gets 408 and the connection is closed.'
+  },
+  /** How long an idle client connection is kept open, in seconds. @default 65 */
+  keepAliveTimeoutSeconds: {
+    env: 'AI_GATEWAY_KEEP_ALIVE_TIMEOUT_SECONDS',
+    default: 65,
+    parse: number({ min: 1, max: 3600 }),
+    description: 'How long an idle client connection stays open, in seconds; keep it above the `keepalive_timeout` of the nginx upstream block so nginx never reuses a connection the gateway is closing.'
+  },
+  /** Deadline for a non-streaming upstream-ai answer, in seconds. @default 30 */
+  engineTimeoutSeconds: {
+    env: 'AI_ENGINE_TIMEOUT_SECONDS',
+    default: 30,
+    parse: number({ min: 0.1, max: 3600 }),
+    description: 'Deadline for a whole non-streaming answer from upstream-ai, in seconds; past it the gateway answers 504 `UPSTREAM_TIMEOUT` and aborts the upstream call.'
+  },
+  /** Longest silence allowed between two chunks of a stream, in seconds. @default 60 */
+  streamIdleTimeoutSeconds: {
+    env: 'AI_GATEWAY_STREAM_IDLE_TIMEOUT_SECONDS',
+    default: 60,
+    parse: number({ min: 0.1, max: 3600 }),
+    description: 'Longest silence allowed on a stream (before its first chunk and between chunks), in seconds; past it the stream ends with `event: error` (`UPSTREAM_TIMEOUT`).'
+  },
+  /** Time in-flight requests and streams get to finish after SIGTERM/SIGINT, in seconds. @default 25 */
+  shutdownGraceSeconds: {
+    env: 'AI_GATEWAY_SHUTDOWN_GRACE_SECONDS',
+    default: 25,
+    parse: number({ min: 0, max: 3600 }),
+    description: 'After SIGTERM or SIGINT, time in-flight requests and streams get to finish before the remaining ones are cut, in seconds.'
+  },
+  /** Most concurrent keep-alive connections to upstream-ai. @default 256 */
+  upstreamMaxSockets: {
+    env: 'AI_GATEWAY_UPSTREAM_MAX_SOCKETS',
+    default: 256,
+    parse: integer({ min: 1, max: 65_536 }),
+    description: 'Most concurrent connections to upstream-ai (kept alive and reused); further requests queue.'
+  }
+} satisfies SettingsTable
+
+export type GatewaySettings = SettingsOf<typeof SETTINGS>
+
+export interface GatewayConfig extends GatewaySettings {
+  /** The pino level: LOG_LEVEL, else `debug` when DEBUG=true, else `info`. */
+  readonly level: string
+  /** The HS256 secret in use: JWT_SECRET_KEY, or the development secret outside production. */
+  readonly jwtSecret: string
+  /** True when the development secret is in use (main logs a warning). */
+  readonly usingDevSecret: boolean
+}
+
+/** Settings whose env names appear in `problem` strings, for cross-variable checks. */
+const env = (key: keyof typeof SETTINGS): string => SETTINGS[key].env
+
+/**
+ * The secret that verifies (and, in the dev-token tool, signs) tokens.
+ * Production needs a real one; elsewhere the development secret fills in.
+ * Returns a problem string instead when production has none that is usable.
+ */
+export function resolveJwtSecret (
+  environment: string,
+  secret: string | undefined
+): { secret: string; usingDevSecret: boolean } | { problem: string } {
+  if (environment === 'production' && (secret === undefined || Buffer.byteLength(secret) < MIN_JWT_SECRET_BYTES)) {
+    return {
+      problem: `${env('jwtSecretKey')}: ${secret === undefined ? 'required' : `too short (${Buffer.byteLength(secret)} bytes)`} ` +
+        `in production; set at least ${MIN_JWT_SECRET_BYTES} random bytes (e.g. \`openssl rand -base64 48\`)`
+    }
+  }
+  return secret === undefined ? { secret: DEV_JWT_SECRET, usingDevSecret: true } : { secret, usingDevSecret: false }
+}
+
+export function loadConfig (environment: Record<string, string | undefined> = process.env): GatewayConfig {
+  const problems: string[] = []
+  let settings: GatewaySettings | undefined
+  try {
+    settings = loadSettings(SETTINGS, environment)
+  } catch (error) {
+    if (!(error instanceof ConfigError)) throw error
+    problems.push(...error.problems)
+  }
+  // The secret is checked even when another variable failed, so one start reports every problem.
+  const deployment = settings?.environment ?? environment[env('environment')]?.trim().toLowerCase() ?? 'development'
+  const secret = environment[env('jwtSecretKey')]?.trim() || undefined
+  const trustedHeader = settings?.trustedUserHeader ?? (environment[env('trustedUserHeader')]?.trim() || undefined)
+  const jwt = trustedHeader === undefined
+    ? resolveJwtSecret(deployment, secret)
+    // With a trusted user header no token is verified, so no secret is required (nor warned about).
+    : { secret: secret ?? DEV_JWT_SECRET, usingDevSecret: false }
+  if ('problem' in jwt) problems.push(jwt.problem)
+  if (settings !== undefined && settings.requestBodyTimeoutSeconds < settings.headersTimeoutSeconds) {
+    problems.push(`${env('requestBodyTimeoutSeconds')}=${settings.requestBodyTimeoutSeconds}: expected at least ${env('headersTimeoutSeconds')} (${settings.headersTimeoutSeconds}), as it covers the headers too`)
+  }
+  if (problems.length > 0 || settings === undefined || 'problem' in jwt) throw new ConfigError(problems)
+  return Object.freeze({
+    ...settings,
+    level: settings.logLevel ?? (settings.debug ? 'debug' : 'info'),
+    jwtSecret: jwt.secret,
+    usingDevSecret: jwt.usingDevSecret
+  })
+}

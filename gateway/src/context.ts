@@ -1,0 +1,70 @@
+/**
+ * The per-request context: created when a request arrives, filled in by the
+ * pipeline stages in order, read once by the completion log when the
+ * response closes. Stages share what they learnt through it, never through
+ * the request object.
+ */
+import type { IncomingMessage } from 'node:http'
+import { requestIdFrom, traceContextFrom, type TraceContext } from '../../common/src/request-context.js'
+import type { ApiError } from '../../common/src/errors.js'
+
+/** The two proxied routes (also the `route` label of the completion log). */
+export type AiRoute = '/v1/ai/generate' | '/v1/ai/chat'
+
+export interface RequestBody {
+  /** The bytes the client sent: what upstream-ai receives, unchanged. */
+  raw: Buffer
+  /** The same bytes parsed; stages read it, nobody re-serialises it. */
+  json: Record<string, unknown>
+}
+
+export interface RequestContext {
+  /** The client's sane `X-Request-Id`, or a generated one. */
+  readonly requestId: string
+  /** The caller's trace continued with the gateway's own span, or a new trace. */
+  readonly trace: TraceContext
+  readonly method: string
+  /** Monotonic time (ms) the request arrived. */
+  readonly receivedAt: number
+  /** The matched AI route; undefined for 404s and non-AI paths. */
+  route: AiRoute | undefined
+  /** The verified user (identity stage). */
+  userId: string | undefined
+  /** The validated JSON body (body stage). */
+  body: RequestBody | undefined
+  /** `use_case` from the body; `chat` for a chat body that names none. */
+  useCase: string | undefined
+  /** Expected from the body until upstream answers, then whether the answer is `text/event-stream`. */
+  stream: boolean
+  /** Monotonic times of the upstream call (proxy stage). */
+  upstream: { startedAt: number | undefined; endedAt: number | undefined }
+  /** How the exchange ended, beyond the status code. */
+  outcome: {
+    /** The error type the client was told about (answer, `event: error`, or the upstream's envelope). */
+    errorType: string | undefined
+    /** The gateway itself cut the response after its headers were sent: not a client abort. */
+    cutByGateway: boolean
+  }
+  /**
+   * Set by the stage that owns the response while it runs (the proxy), so
+   * shutdown can end it cleanly at the end of the grace period.
+   */
+  abort: ((error: ApiError) => void) | undefined
+}
+
+export function createContext (req: IncomingMessage, receivedAt: number): RequestContext {
+  return {
+    requestId: requestIdFrom(req.headers['x-request-id']),
+    trace: traceContextFrom(req.headers.traceparent),
+    method: req.method ?? 'GET',
+    receivedAt,
+    route: undefined,
+    userId: undefined,
+    body: undefined,
+    useCase: undefined,
+    stream: false,
+    upstream: { startedAt: undefined, endedAt: undefined },
+    outcome: { errorType: undefined, cutByGateway: false },
+    abort: undefined
+  }
+}
