@@ -38,6 +38,12 @@ export interface RequestContext {
   stream: boolean
   /** Monotonic times of the upstream call (proxy stage). */
   upstream: { startedAt: number | undefined; endedAt: number | undefined }
+  /** The rate-limit stage refused the request (429). */
+  rateLimited: boolean
+  /** The answer came from the response cache. */
+  cached: boolean
+  /** The upstream's `usage.total_tokens` (from the JSON answer or the stream's `done` event); undefined when unknown. */
+  tokensUsed: number | undefined
   /** How the exchange ended, beyond the status code. */
   outcome: {
     /** The error type the client was told about (answer, `event: error`, or the upstream's envelope). */
@@ -64,6 +70,9 @@ export function createContext (req: IncomingMessage, receivedAt: number): Reques
     useCase: undefined,
     stream: false,
     upstream: { startedAt: undefined, endedAt: undefined },
+    rateLimited: false,
+    cached: false,
+    tokensUsed: undefined,
     outcome: { errorType: undefined, cutByGateway: false },
     abort: undefined
   }
