@@ -13,6 +13,8 @@ export interface Setting<T> {
   parse: (raw: string) => T
   /** One line for docs/configuration.md. */
   description: string
+  /** The value may hold a credential (a URL with a password): a problem with it never quotes it. @default false */
+  sensitive?: boolean
 }
 
 export type SettingsTable = Record<string, Setting<unknown>>
@@ -47,7 +49,8 @@ export function loadSettings<S extends SettingsTable> (
     try {
       values[key] = setting.parse(raw.trim())
     } catch (error) {
-      problems.push(`${setting.env}=${JSON.stringify(raw)}: ${(error as Error).message}`)
+      const shown = setting.sensitive === true ? '' : `=${JSON.stringify(raw)}`
+      problems.push(`${setting.env}${shown}: ${(error as Error).message}`)
     }
   }
   if (problems.length > 0) throw new ConfigError(problems)

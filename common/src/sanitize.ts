@@ -99,3 +99,14 @@ const defaultSanitizer = createSanitizer()
 export function sanitizeForLogging (value: unknown): unknown {
   return defaultSanitizer(value)
 }
+
+/**
+ * An error for a log line: its sanitised name, message and code, plus its
+ * stack frames (code locations only: the stack's first line repeats the
+ * message, which may quote request data, so it is not kept as is).
+ */
+export function describeError (error: unknown, sanitize: Sanitizer = sanitizeForLogging): unknown {
+  if (!(error instanceof Error)) return sanitize(error)
+  const frames = (error.stack ?? '').split('\n').filter((line) => line.startsWith('    at ')).slice(0, 10).map((line) => line.trim())
+  return { ...(sanitize(error) as object), frames }
+}

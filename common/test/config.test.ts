@@ -60,3 +60,11 @@ t.test('integers reject fractions and numbers reject junk', async (t) => {
   t.equal(number()('-3.5'), -3.5)
   t.equal(integer({ min: -5 })('-5'), -5)
 })
+
+t.test('a sensitive setting is named in a problem, never quoted', async (t) => {
+  const error = t.throws(() => loadSettings({
+    database: { env: 'DATABASE_URL', default: undefined, parse: url(['postgres:']), description: 'db', sensitive: true }
+  }, { DATABASE_URL: 'mysql://user:hunter2@db/x' })) as ConfigError
+  t.same(error.problems, ['DATABASE_URL: expected a URL starting with postgres:'])
+  t.notMatch(error.message, /hunter2/)
+})

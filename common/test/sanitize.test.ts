@@ -1,6 +1,6 @@
 // sanitizeForLogging: sensitive keys redacted at any depth, long strings cut, cycles and depth bounded, input untouched.
 import t from 'tap'
-import { createSanitizer, REDACTED, sanitizeForLogging } from '../src/sanitize.js'
+import { createSanitizer, describeError, REDACTED, sanitizeForLogging } from '../src/sanitize.js'
 
 t.test('sensitive keys are redacted at any depth, in arrays too', async (t) => {
   const input = {
@@ -66,4 +66,14 @@ t.test('odd values are safe', async (t) => {
     { n: '10', f: '[function]', b: '[binary 3 bytes]', e: { name: 'Error', message: 'boom', code: undefined } })
   const hostile = { get value () { throw new Error('getter') } }
   t.equal(sanitizeForLogging(hostile), '[UNSERIALIZABLE]')
+})
+
+t.test('describeError keeps the code location, sanitises the rest', async (t) => {
+  const error = Object.assign(new Error(`bad input ${'x'.repeat(300)}`), { code: 'E_TEST' })
+  const described = describeError(error) as { name: string; message: string; code: string; frames: string[] }
+  t.equal(described.name, 'Error')
+  t.equal(described.code, 'E_TEST')
+  t.ok(described.message.length < 300, 'the message is cut like any string')
+  t.ok(described.frames.length > 0 && described.frames.every((frame) => frame.startsWith('at ')), 'frames only')
+  t.same(describeError({ password: 'p' }), { password: REDACTED }, 'a thrown non-error is sanitised')
 })

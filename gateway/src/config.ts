@@ -8,7 +8,10 @@ import {
   COMMON_SETTINGS, ConfigError, integer, list, loadSettings, number, string, url,
   type SettingsOf, type SettingsTable
 } from '../../common/src/config.js'
+import { CACHE_SETTINGS } from './cache/options.js'
 import { DEV_JWT_SECRET, MIN_JWT_SECRET_BYTES } from './dev-secret.js'
+import { RATE_LIMIT_SETTINGS } from './ratelimit/settings.js'
+import { REDIS_SETTINGS } from './redis.js'
 
 /** An HTTP header name (RFC 9110 token). */
 const HEADER_NAME = /^[A-Za-z0-9!#$%&'*+.^_`|~-]{1,64}$/
@@ -126,7 +129,34 @@ export const SETTINGS = {
     default: 256,
     parse: integer({ min: 1, max: 65_536 }),
     description: 'Most concurrent connections to upstream-ai (kept alive and reused); further requests queue.'
-  }
+  },
+  // Observability (docs/observability.md).
+  /** How long `/health` reuses its probe results, in ms. @default 1000 */
+  healthCacheMs: {
+    env: 'AI_GATEWAY_HEALTH_CACHE_MS',
+    default: 1000,
+    parse: integer({ min: 0, max: 60_000 }),
+    description: 'How long `/health` reuses its probe results, in milliseconds; concurrent checks always share one round of probes.'
+  },
+  /** Port of a separate listener for `GET /metrics`; unset: `/metrics` is served on PORT. @default undefined */
+  metricsPort: {
+    env: 'AI_GATEWAY_METRICS_PORT',
+    default: undefined,
+    parse: integer({ min: 0, max: 65535 }),
+    description: 'Serve `GET /metrics` on this port (on HOST) instead of PORT, which then answers 404 there; `0` picks a free port, logged in the `metrics listening` line.'
+  },
+  /** PostgreSQL probed by `/health` (`SELECT 1`); unset: `db` is `disabled`. @default undefined */
+  databaseUrl: {
+    env: 'DATABASE_URL',
+    default: undefined,
+    parse: url(['postgres:', 'postgresql:']),
+    sensitive: true,
+    description: 'PostgreSQL (`postgres://user:password@host:port/db`) that `/health` probes with `SELECT 1`; unset: `db` is `disabled`.'
+  },
+  // Rate limiting (docs/rate-limiting.md), the shared Redis, and the cache (docs/caching.md).
+  ...RATE_LIMIT_SETTINGS,
+  ...REDIS_SETTINGS,
+  ...CACHE_SETTINGS
 } satisfies SettingsTable
 
 export type GatewaySettings = SettingsOf<typeof SETTINGS>
@@ -181,6 +211,9 @@ export function loadConfig (environment: Record<string, string | undefined> = pr
   if ('problem' in jwt) problems.push(jwt.problem)
   if (settings !== undefined && settings.requestBodyTimeoutSeconds < settings.headersTimeoutSeconds) {
     problems.push(`${env('requestBodyTimeoutSeconds')}=${settings.requestBodyTimeoutSeconds}: expected at least ${env('headersTimeoutSeconds')} (${settings.headersTimeoutSeconds}), as it covers the headers too`)
+  }
+  if (settings?.metricsPort !== undefined && settings.metricsPort !== 0 && settings.metricsPort === settings.port) {
+    problems.push(`${env('metricsPort')}=${settings.metricsPort}: expected a port other than ${env('port')}; leave it unset to serve /metrics on ${env('port')}`)
   }
   if (problems.length > 0 || settings === undefined || 'problem' in jwt) throw new ConfigError(problems)
   return Object.freeze({

@@ -42,6 +42,11 @@ export interface RequestContext {
   rateLimited: boolean
   /** The answer came from the response cache. */
   cached: boolean
+  /**
+   * The answer came from another request's upstream call (cache coalescing):
+   * upstream-ai was called once for all of them, by a request whose `collapsed` is false.
+   */
+  collapsed: boolean
   /** The upstream's `usage.total_tokens` (from the JSON answer or the stream's `done` event); undefined when unknown. */
   tokensUsed: number | undefined
   /** How the exchange ended, beyond the status code. */
@@ -72,6 +77,7 @@ export function createContext (req: IncomingMessage, receivedAt: number): Reques
     upstream: { startedAt: undefined, endedAt: undefined },
     rateLimited: false,
     cached: false,
+    collapsed: false,
     tokensUsed: undefined,
     outcome: { errorType: undefined, cutByGateway: false },
     abort: undefined

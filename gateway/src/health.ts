@@ -1,40 +1,57 @@
 /**
- * Health, a first version (the observability issue adds Redis and more):
- * `/health` and `/health/ready` say `healthy` (200) when the gateway is not
- * draining and upstream-ai answers its own `/health`, else `unhealthy` (503);
- * `/health/live` only says the process is up. The upstream probe is shared
- * by concurrent callers and its result reused briefly, so load-balancer
- * checks never multiply into probe storms.
+ * Health: `/health` and `/health/ready` aggregate the gateway's dependencies.
+ *
+ *   healthy    200  every configured dependency answers
+ *   degraded   200  Redis or PostgreSQL is down: the gateway still serves
+ *                   (rate limiter and cache on their fallbacks)
+ *   unhealthy  503  upstream-ai is down, or the gateway is draining
+ *
+ * Each dependency has its own probe (probes/), with its own deadline
+ * (≤ 1 s); they run in parallel, and their results are reused for
+ * `cacheMs` and shared by concurrent callers, so a flood of health checks
+ * costs at most one probe per dependency per `cacheMs`. `/health/live`
+ * (server.ts) probes nothing.
  */
-import type { Dispatcher } from 'undici'
+import type { ProbeResult, Probe } from './probes/probe.js'
 
-export type ProbeStatus = 'up' | 'down'
+export type HealthStatus = 'healthy' | 'degraded' | 'unhealthy'
 
-export interface ProbeResult {
-  status: ProbeStatus
-  latency_ms: number
-  /** Why it is down (a status code or an error code), never a body. */
-  error?: string
+export interface HealthBody {
+  status: HealthStatus
+  services: {
+    redis: 'ok' | 'down' | 'disabled'
+    upstream: 'ok' | 'down'
+    db: 'ok' | 'down' | 'disabled'
+  }
+  /** When the probes behind this answer ran (ISO 8601). */
+  checked_at: string
+  draining: boolean
+  /** Per probed dependency: its latency and, when down, why. */
+  details: {
+    redis?: ProbeResult
+    upstream: ProbeResult
+    db?: ProbeResult
+  }
 }
 
 export interface HealthReport {
   httpStatus: 200 | 503
-  body: {
-    status: 'healthy' | 'unhealthy'
-    draining: boolean
-    dependencies: { upstream_ai: ProbeResult | { status: 'skipped' } }
-  }
+  body: HealthBody
 }
 
 export interface HealthOptions {
-  /** undici dispatcher for upstream-ai (it reads the answer; proxied traffic uses the http.Agent). */
-  dispatcher: Dispatcher
-  upstreamUrl: URL
+  /** upstream-ai's `/health` (probes/upstream.ts). */
+  upstream: Probe
+  /** The process's Redis (probes/redis.ts); undefined: `disabled` (no REDIS_URL). @default undefined */
+  redis?: Probe | undefined
+  /** PostgreSQL at DATABASE_URL (probes/postgres.ts); undefined: `disabled`. @default undefined */
+  db?: Probe | undefined
   isDraining: () => boolean
+  /** Monotonic clock, in ms. */
   now: () => number
-  /** How long one probe may take, in ms. @default 2000 */
-  probeTimeoutMs?: number
-  /** How long a probe result is reused, in ms. @default 1000 */
+  /** Wall clock for `checked_at`. @default () => new Date() */
+  wallClock?: () => Date
+  /** How long probe results are reused, in ms (AI_GATEWAY_HEALTH_CACHE_MS); 0 still shares one round between concurrent callers. @default 1000 */
   cacheMs?: number
 }
 
@@ -42,55 +59,60 @@ export interface Health {
   report: () => Promise<HealthReport>
 }
 
-export function createHealth (options: HealthOptions): Health {
-  const probeTimeoutMs = options.probeTimeoutMs ?? 2000
-  const cacheMs = options.cacheMs ?? 1000
-  const healthUrl = new URL('health', options.upstreamUrl.href.endsWith('/') ? options.upstreamUrl : `${options.upstreamUrl.href}/`)
-  let cached: { result: ProbeResult; at: number } | undefined
-  let inFlight: Promise<ProbeResult> | undefined
+interface Round {
+  upstream: ProbeResult
+  redis: ProbeResult | undefined
+  db: ProbeResult | undefined
+  checkedAt: Date
+}
 
-  const probe = async (): Promise<ProbeResult> => {
-    const started = options.now()
-    const latency = (): number => Math.round(options.now() - started)
-    try {
-      const { statusCode, body } = await options.dispatcher.request({
-        origin: healthUrl.origin,
-        path: healthUrl.pathname,
-        method: 'GET',
-        headersTimeout: probeTimeoutMs,
-        bodyTimeout: probeTimeoutMs,
-        signal: AbortSignal.timeout(probeTimeoutMs)
-      })
-      await body.dump()
-      return statusCode >= 200 && statusCode < 300
-        ? { status: 'up', latency_ms: latency() }
-        : { status: 'down', latency_ms: latency(), error: `HTTP ${statusCode}` }
-    } catch (error) {
-      const code = (error as { code?: unknown }).code
-      return { status: 'down', latency_ms: latency(), error: typeof code === 'string' ? code : (error as Error).name }
-    }
+const state = (result: ProbeResult): 'ok' | 'down' => result.ok ? 'ok' : 'down'
+
+export function createHealth (options: HealthOptions): Health {
+  const cacheMs = options.cacheMs ?? 1000
+  const wallClock = options.wallClock ?? (() => new Date())
+  let cached: { round: Round; at: number } | undefined
+  let inFlight: Promise<Round> | undefined
+
+  const probeAll = async (): Promise<Round> => {
+    const [upstream, redis, db] = await Promise.all([options.upstream(), options.redis?.(), options.db?.()])
+    return { upstream, redis, db, checkedAt: wallClock() }
   }
 
-  const upstreamStatus = async (): Promise<ProbeResult> => {
-    if (cached !== undefined && options.now() - cached.at < cacheMs) return cached.result
-    inFlight ??= probe().then((result) => {
-      cached = { result, at: options.now() }
-      return result
+  const currentRound = async (): Promise<Round> => {
+    if (cached !== undefined && options.now() - cached.at < cacheMs) return cached.round
+    inFlight ??= probeAll().then((round) => {
+      cached = { round, at: options.now() }
+      return round
     }).finally(() => { inFlight = undefined })
     return await inFlight
   }
 
   return {
     report: async () => {
-      if (options.isDraining()) {
-        // No probe: the answer is 503 whatever upstream-ai says.
-        return { httpStatus: 503, body: { status: 'unhealthy', draining: true, dependencies: { upstream_ai: { status: 'skipped' } } } }
+      const round = await currentRound()
+      const draining = options.isDraining()
+      const services: HealthBody['services'] = {
+        redis: round.redis === undefined ? 'disabled' : state(round.redis),
+        upstream: state(round.upstream),
+        db: round.db === undefined ? 'disabled' : state(round.db)
       }
-      const upstream = await upstreamStatus()
-      const healthy = upstream.status === 'up'
+      const status: HealthStatus = draining || services.upstream === 'down'
+        ? 'unhealthy'
+        : services.redis === 'down' || services.db === 'down' ? 'degraded' : 'healthy'
       return {
-        httpStatus: healthy ? 200 : 503,
-        body: { status: healthy ? 'healthy' : 'unhealthy', draining: false, dependencies: { upstream_ai: upstream } }
+        httpStatus: status === 'unhealthy' ? 503 : 200,
+        body: {
+          status,
+          services,
+          checked_at: round.checkedAt.toISOString(),
+          draining,
+          details: {
+            ...(round.redis === undefined ? {} : { redis: round.redis }),
+            upstream: round.upstream,
+            ...(round.db === undefined ? {} : { db: round.db })
+          }
+        }
       }
     }
   }

@@ -9,12 +9,19 @@ import { performance } from 'node:perf_hooks'
 import { Pool } from 'undici'
 import { ConfigError } from '../../common/src/config.js'
 import { createLogger } from '../../common/src/logger.js'
+import { createSanitizer, describeError } from '../../common/src/sanitize.js'
 import { loadConfig, type GatewayConfig } from './config.js'
+import { createEdgeServices } from './edge-services.js'
 import { createHealth } from './health.js'
+import { createMetrics, createMetricsServer } from './metrics.js'
+import { createCompletionLog } from './pipeline/completion-log.js'
 import { createBodyStage } from './pipeline/body.js'
 import { createIdentityStage, importHs256Key } from './pipeline/identity.js'
 import { buildPipeline } from './pipeline/index.js'
 import { createProxyStage } from './pipeline/proxy.js'
+import { createPostgresProbe } from './probes/postgres.js'
+import { createRedisProbe } from './probes/redis.js'
+import { createUpstreamProbe } from './probes/upstream.js'
 import { buildServer } from './server.js'
 import { Drain, handleSignals, shutdown, type Closer } from './shutdown.js'
 
@@ -37,7 +44,8 @@ async function main (): Promise<void> {
     process.exitCode = 1
     return
   }
-  const logger = createLogger({ service: 'ai-gateway', environment: config.environment, level: config.level })
+  const logger = createLogger({ service: 'ai-gateway', environment: config.environment, level: config.level, redactKeys: config.logRedactKeys })
+  const sanitize = createSanitizer({ extraKeys: config.logRedactKeys })
   if (config.usingDevSecret) {
     logger.warn({ env: config.environment }, 'JWT_SECRET_KEY is unset: verifying tokens with the public development secret (never do this in production)')
   }
@@ -49,8 +57,31 @@ async function main (): Promise<void> {
   // One keep-alive pool for proxied traffic (node:http, for http-proxy-3), one small undici pool for probes.
   const agent = new Agent({ keepAlive: true, maxSockets: config.upstreamMaxSockets, timeout: UPSTREAM_IDLE_SOCKET_MS })
   const probes = new Pool(config.upstreamUrl.origin, { connections: 2, keepAliveTimeout: UPSTREAM_IDLE_SOCKET_MS })
+  // The cache's own upstream calls (it reads whole answers to store them): a keep-alive undici pool.
+  const upstreamPool = new Pool(config.upstreamUrl.origin, { connections: config.upstreamMaxSockets, keepAliveTimeout: UPSTREAM_IDLE_SOCKET_MS })
+  // The shared Redis client, the rate limiter and the cache; `edge.state()` and `edge.redis` are for health and metrics.
+  const edge = createEdgeServices({ config, logger, upstream: upstreamPool, now })
 
   const drain = new Drain()
+
+  // Observability (docs/observability.md): one registry for this process, fed by the completion log.
+  const metrics = createMetrics({
+    defaultMetrics: true,
+    limiterState: () => edge.rateLimiter.state(),
+    cacheMode: () => edge.state().cache.store,
+    redisConfigured: edge.redis !== undefined
+  })
+  edge.redis?.on('error', () => { metrics.redisError('connection') })
+  const db = config.databaseUrl === undefined ? undefined : createPostgresProbe({ url: config.databaseUrl, now })
+  const health = createHealth({
+    upstream: createUpstreamProbe({ dispatcher: probes, upstreamUrl: config.upstreamUrl, now }),
+    redis: edge.redis === undefined ? undefined : createRedisProbe({ client: edge.redis, now, onFailure: () => { metrics.redisError('health_probe') } }),
+    db: db?.probe,
+    isDraining: () => drain.draining,
+    now,
+    cacheMs: config.healthCacheMs
+  })
+
   const pipeline = buildPipeline({
     identity: createIdentityStage({
       key: await importHs256Key(config.jwtSecret),
@@ -59,7 +90,9 @@ async function main (): Promise<void> {
       clockToleranceSeconds: config.jwtClockToleranceSeconds,
       trustedUserHeader: config.trustedUserHeader
     }),
+    rateLimit: edge.stages.rateLimit,
     body: createBodyStage({ maxBodyBytes: config.maxBodyBytes }),
+    cache: edge.stages.cache,
     proxy: createProxyStage({
       upstreamUrl: config.upstreamUrl,
       agent,
@@ -71,19 +104,26 @@ async function main (): Promise<void> {
   })
   const server = buildServer({
     pipeline,
-    health: createHealth({ dispatcher: probes, upstreamUrl: config.upstreamUrl, isDraining: () => drain.draining, now }),
+    health,
     drain,
     logger,
+    sanitize,
+    completionLog: createCompletionLog({ logger, sanitize, metrics, now }),
+    // With AI_GATEWAY_METRICS_PORT, /metrics has its own listener (below) and is not served here.
+    metrics: config.metricsPort === undefined ? metrics : undefined,
     now,
     headersTimeoutMs: config.headersTimeoutSeconds * 1000,
     requestTimeoutMs: config.requestBodyTimeoutSeconds * 1000,
     keepAliveTimeoutMs: config.keepAliveTimeoutSeconds * 1000
   })
 
-  // Closed in this order once in-flight requests are done (Redis joins this list later).
+  // Closed in this order once in-flight requests are done; Redis last (edge.closers).
   const closers: Closer[] = [
     { name: 'upstream-agent', close: () => { agent.destroy() } },
-    { name: 'health-probes', close: async () => { await probes.close() } }
+    { name: 'upstream-pool', close: async () => { await upstreamPool.close() } },
+    { name: 'health-probes', close: async () => { await probes.close() } },
+    { name: 'health-db', close: async () => { await db?.close() } },
+    ...edge.closers
   ]
 
   server.once('error', (error) => {
@@ -94,6 +134,27 @@ async function main (): Promise<void> {
     const address = server.address()
     if (address !== null && typeof address === 'object') logger.info({ address: address.address, port: address.port }, 'listening')
   })
+  if (config.metricsPort !== undefined) {
+    const metricsServer = createMetricsServer(metrics, (error) => { logger.error({ err: describeError(error, sanitize) }, 'metrics scrape failed') })
+    metricsServer.once('error', (error) => {
+      logger.fatal({ err: error, port: config.metricsPort }, 'cannot listen for metrics')
+      logger.flush(() => process.exit(1))
+    })
+    metricsServer.listen(config.metricsPort, config.host, () => {
+      const address = metricsServer.address()
+      if (address !== null && typeof address === 'object') logger.info({ address: address.address, port: address.port }, 'metrics listening')
+    })
+    // Closed first: it depends on nothing the other closers close.
+    closers.unshift({
+      name: 'metrics-server',
+      close: async () => {
+        await new Promise<void>((resolve) => {
+          metricsServer.close(() => { resolve() })
+          metricsServer.closeAllConnections()
+        })
+      }
+    })
+  }
 
   handleSignals(
     async () => { await shutdown({ server, drain, graceMs: config.shutdownGraceSeconds * 1000, closers, logger }) },

@@ -20,6 +20,8 @@ export const REDIS_SETTINGS = {
     env: 'REDIS_URL',
     default: undefined,
     parse: url(['redis:', 'rediss:']),
+    // It may carry a password: a problem with it never quotes the value.
+    sensitive: true,
     description: 'Redis for the rate limiter and the cache (`redis://` or `rediss://`); unset: in-memory stores, per instance.'
   },
   redisTimeoutMs: {

@@ -7,10 +7,12 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import { ApiError, toApiError } from '../../common/src/errors.js'
 import { sendError, sendJson } from '../../common/src/http.js'
 import type { Logger } from '../../common/src/logger.js'
+import { describeError, type Sanitizer } from '../../common/src/sanitize.js'
 import { createContext, type AiRoute, type RequestContext } from './context.js'
 import type { Health } from './health.js'
 import { ClientGoneError } from './pipeline/body.js'
-import { logCompletion } from './pipeline/completion-log.js'
+import { answerMetrics, type Metrics } from './metrics.js'
+import type { CompletionLog } from './pipeline/completion-log.js'
 import { runPipeline, type NamedStage } from './pipeline/stage.js'
 import { drainingError, type Drain } from './shutdown.js'
 
@@ -21,7 +23,7 @@ interface RouteBase {
 }
 type Route =
   | RouteBase & { kind: 'ai'; path: AiRoute }
-  | RouteBase & { kind: 'health' | 'ready' | 'live' }
+  | RouteBase & { kind: 'health' | 'ready' | 'live' | 'metrics' }
 
 const POST = { allow: 'POST', methods: new Set(['POST']) }
 const GET = { allow: 'GET, HEAD', methods: new Set(['GET', 'HEAD']) }
@@ -32,7 +34,8 @@ const ROUTES: ReadonlyMap<string, Route> = new Map<string, Route>([
   ['/v1/ai/chat', { kind: 'ai', path: '/v1/ai/chat', ...POST }],
   ['/health', { kind: 'health', ...GET }],
   ['/health/ready', { kind: 'ready', ...GET }],
-  ['/health/live', { kind: 'live', ...GET }]
+  ['/health/live', { kind: 'live', ...GET }],
+  ['/metrics', { kind: 'metrics', ...GET }]
 ])
 
 const AI_PREFIX = '/v1/ai/'
@@ -56,6 +59,12 @@ export interface ServerOptions {
   health: Health
   drain: Drain
   logger: Logger
+  /** The service's sanitizer, for every log line that carries request data. */
+  sanitize: Sanitizer
+  /** The one `request completed` line (and metrics record) per `/v1/ai/*` request. */
+  completionLog: CompletionLog
+  /** Serve `GET /metrics` from these on this server; undefined when they have their own port (then `/metrics` is 404 here). @default undefined */
+  metrics?: Metrics | undefined
   /** Monotonic clock, in ms. */
   now: () => number
   /** Node's slow-client limits, in ms (server.headersTimeout / requestTimeout). */
@@ -65,14 +74,14 @@ export interface ServerOptions {
 }
 
 export function buildServer (options: ServerOptions): Server {
-  const { pipeline, health, drain, logger, now } = options
+  const { pipeline, health, drain, logger, sanitize, completionLog, metrics, now } = options
 
   /** The error boundary: every refusal, from any stage, is answered here. */
   const answerError = (ctx: RequestContext, req: IncomingMessage, res: ServerResponse, thrown: unknown): void => {
     if (thrown instanceof ClientGoneError) return
     const error = toApiError(thrown)
     if (error.type === 'INTERNAL_ERROR') {
-      logger.error({ err: error.cause, request_id: ctx.requestId, trace_id: ctx.trace.traceId }, 'internal error')
+      logger.error({ err: describeError(error.cause, sanitize), request_id: ctx.requestId, trace_id: ctx.trace.traceId }, 'internal error')
     }
     ctx.outcome.errorType = error.type
     if (res.destroyed || res.writableEnded) return
@@ -87,9 +96,14 @@ export function buildServer (options: ServerOptions): Server {
     sendError(res, error, { request_id: ctx.requestId, trace_id: ctx.trace.traceId })
   }
 
-  const answerHealth = async (route: Route, res: ServerResponse): Promise<void> => {
+  /** Health and metrics: answered by the gateway itself, never through the pipeline. */
+  const answerOwnRoute = async (route: Route, req: IncomingMessage, res: ServerResponse): Promise<void> => {
     if (route.kind === 'live') {
-      sendJson(res, 200, { status: 'alive' })
+      sendJson(res, 200, { status: 'alive' }, { 'cache-control': 'no-store' })
+      return
+    }
+    if (route.kind === 'metrics' && metrics !== undefined) {
+      await answerMetrics(metrics, req, res)
       return
     }
     const report = await health.report()
@@ -103,10 +117,12 @@ export function buildServer (options: ServerOptions): Server {
     if (drain.draining) res.setHeader('connection', 'close')
     drain.track(ctx, res)
     const path = pathOf(req.url)
-    const route = ROUTES.get(path)
+    const found = ROUTES.get(path)
+    // With its own port (AI_GATEWAY_METRICS_PORT), /metrics is not a route here.
+    const route = found?.kind === 'metrics' && metrics === undefined ? undefined : found
     if (path.startsWith(AI_PREFIX)) {
       if (route?.kind === 'ai') ctx.route = route.path
-      res.once('close', () => { logCompletion(logger, ctx, req, res, now()) })
+      completionLog.track(ctx, req, res)
     }
     try {
       if (route === undefined) throw new ApiError('NOT_FOUND')
@@ -114,7 +130,7 @@ export function buildServer (options: ServerOptions): Server {
         throw new ApiError('METHOD_NOT_ALLOWED', `Use ${route.allow} on this route.`, { headers: { allow: route.allow } })
       }
       if (route.kind !== 'ai') {
-        await answerHealth(route, res)
+        await answerOwnRoute(route, req, res)
         return
       }
       if (drain.draining) throw drainingError()
@@ -132,7 +148,7 @@ export function buildServer (options: ServerOptions): Server {
   }, (req, res) => {
     handle(req, res).catch((error: unknown) => {
       // The boundary itself failed (a bug): never leave the client hanging.
-      logger.error({ err: error }, 'request handler failed')
+      logger.error({ err: describeError(error, sanitize) }, 'request handler failed')
       res.destroy()
     })
   })

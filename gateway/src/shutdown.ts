@@ -4,7 +4,7 @@
  * `/v1/ai/*` requests with 503 SERVICE_UNAVAILABLE and `Connection: close`,
  * lets in-flight requests and streams finish within the grace period, then
  * ends the rest, closes every connection, runs the closers in order (the
- * upstream pools now, Redis later) and returns so main can exit 0.
+ * upstream pools, the rate limiter, then Redis) and returns so main can exit 0.
  */
 import type { Server, ServerResponse } from 'node:http'
 import { ApiError } from '../../common/src/errors.js'

@@ -29,7 +29,7 @@ function readConfig (): UpstreamAiConfig | undefined {
 async function main (): Promise<void> {
   const config = readConfig()
   if (config === undefined) return
-  const logger = createLogger({ service: 'upstream-ai', environment: config.environment, level: config.effectiveLogLevel })
+  const logger = createLogger({ service: 'upstream-ai', environment: config.environment, level: config.effectiveLogLevel, redactKeys: config.logRedactKeys })
   const sanitize = createSanitizer({ extraKeys: config.logRedactKeys })
 
   // One keep-alive pool for the whole process, closed on shutdown.

@@ -9,20 +9,33 @@ import type { EnvelopeMeta } from '../../common/src/errors.js'
 import type { Sanitizer } from '../../common/src/sanitize.js'
 import type { Usage } from './providers/provider.js'
 
-/** The `request completed` line. Request-derived values are sanitised before they land here. */
+/**
+ * The `request completed` line, with the gateway's field names where they
+ * mean the same (docs/observability.md). Request-derived values are
+ * sanitised before they land here, and the whole line once more when logged.
+ */
 export interface CompletionLog {
   request_id: string
   trace_id: string
   user_id: unknown
   method: unknown
   route: unknown
-  use_case?: unknown
+  /** From the body; `chat` for a chat body that names none; null until read. */
+  use_case: unknown
   provider?: string
   model?: string
-  stream?: boolean
-  tokens_used?: number
+  stream: boolean
+  /** The provider's `usage.total_tokens`; null when unknown. */
+  tokens_used: number | null
   http_status?: number
+  /** `success`, or `error` (a status of 400 or more, an error event, or a client that left). */
+  status?: 'success' | 'error'
   latency_ms?: number
+  /** Time spent on the provider call, in ms; null when none was made. */
+  upstream_latency_ms?: number | null
+  /** upstream-ai has no cache nor rate limiter: always false, kept so both services' lines share one schema. */
+  cached: false
+  rate_limited: false
   client_aborted: boolean
   error_type?: string
   provider_status?: number
@@ -41,6 +54,10 @@ export interface RequestScope {
   log: CompletionLog
   /** What an INTERNAL_ERROR was caused by; logged (sanitised) apart from the completion line. */
   internalCause?: unknown
+  /** Monotonic times (ms) of the provider call: started when the request to it is built, ended at its answer, its `done` or its failure. */
+  provider: { startedAt: number | undefined; endedAt: number | undefined }
+  /** Monotonic clock, in ms. */
+  now: () => number
 }
 
 /** The `meta` of a successful answer (JSON body or the stream's `done`). */
@@ -69,6 +86,11 @@ export function createRequestScope (
     user_id: deps.sanitize(req.headers['x-user-id']) ?? null,
     method: deps.sanitize(req.method),
     route: deps.sanitize(deps.route),
+    use_case: null,
+    stream: false,
+    tokens_used: null,
+    cached: false,
+    rate_limited: false,
     client_aborted: false
   }
   // 'close' before the answer finished: the client went away. Abort its provider call.
@@ -85,7 +107,9 @@ export function createRequestScope (
     trace,
     signal: controller.signal,
     elapsedMs: () => Math.round(deps.clock() - startedAt),
-    log
+    log,
+    provider: { startedAt: undefined, endedAt: undefined },
+    now: deps.clock
   }
 }
 
@@ -105,7 +129,18 @@ export function answerMeta (scope: RequestScope, fields: { provider: string; mod
   }
 }
 
+/** The provider call is about to start. */
+export function recordProviderStart (scope: RequestScope): void {
+  scope.provider.startedAt = scope.now()
+}
+
+/** The provider call ended (answer, `done`, or failure); the first end counts. */
+export function recordProviderEnd (scope: RequestScope): void {
+  if (scope.provider.startedAt !== undefined) scope.provider.endedAt ??= scope.now()
+}
+
 export function recordUsage (scope: RequestScope, usage: Usage, model: string): void {
+  recordProviderEnd(scope)
   scope.log.tokens_used = usage.total_tokens
   scope.log.model = model
 }

@@ -8,7 +8,7 @@ import { createServer, STATUS_CODES, type IncomingMessage, type Server, type Ser
 import { ApiError, errorEnvelope, toApiError } from '../../common/src/errors.js'
 import { sendError } from '../../common/src/http.js'
 import type { Logger } from '../../common/src/logger.js'
-import type { Sanitizer } from '../../common/src/sanitize.js'
+import { describeError, type Sanitizer } from '../../common/src/sanitize.js'
 import { createPromptRegistry, type PromptRegistry } from './prompts.js'
 import type { Provider } from './providers/provider.js'
 import { createRequestScope, errorMeta, type RequestScope } from './request-scope.js'
@@ -108,11 +108,14 @@ export function buildServer (deps: ServerDeps): UpstreamAiServer {
 
   const logCompletion = (scope: RequestScope, isProbe: boolean): void => {
     const { res, log } = scope
-    // 499, as nginx logs it: the client closed the connection before any answer.
-    log.http_status = res.headersSent ? res.statusCode : 499
+    // 499, as nginx logs it (and as the gateway does): the client left before its answer was complete.
+    log.http_status = log.client_aborted || !res.headersSent ? 499 : res.statusCode
+    log.status = log.http_status < 400 && log.error_type === undefined ? 'success' : 'error'
     log.latency_ms = scope.elapsedMs()
+    const { startedAt, endedAt } = scope.provider
+    log.upstream_latency_ms = startedAt === undefined ? null : Math.round((endedAt ?? scope.now()) - startedAt)
     if (scope.internalCause !== undefined) {
-      logger.error({ request_id: log.request_id, trace_id: log.trace_id, err: describeInternal(scope.internalCause, sanitize) }, 'request failed')
+      logger.error({ request_id: log.request_id, trace_id: log.trace_id, err: describeError(scope.internalCause, sanitize) }, 'request failed')
     }
     // The whole line goes through the sanitizer once more: nothing request-derived escapes it.
     const line = sanitize(log) as Record<string, unknown>
@@ -125,7 +128,7 @@ export function buildServer (deps: ServerDeps): UpstreamAiServer {
     handle(req, res)
       .catch((error: unknown) => {
         // The boundary above should make this unreachable; never let a request take the process down.
-        logger.error({ err: describeInternal(error, sanitize) }, 'request handler failed')
+        logger.error({ err: describeError(error, sanitize) }, 'request handler failed')
         if (!res.headersSent) res.destroy()
       })
       .finally(() => {
@@ -167,11 +170,4 @@ function pathOf (url: string | undefined): string {
   const raw = url ?? '/'
   const query = raw.indexOf('?')
   return query === -1 ? raw : raw.slice(0, query)
-}
-
-/** An unexpected error for the logs: sanitised name and message, and stack frames (code locations only). */
-function describeInternal (error: unknown, sanitize: Sanitizer): unknown {
-  if (!(error instanceof Error)) return sanitize(error)
-  const frames = (error.stack ?? '').split('\n').filter((line) => line.startsWith('    at ')).slice(0, 10).map((line) => line.trim())
-  return { ...(sanitize(error) as object), frames }
 }

@@ -27,6 +27,7 @@ import type { RequestContext } from '../context.js'
 import { clientResponseHeaders, upstreamRequestHeaders } from '../headers.js'
 import { EVENT_STREAM, EventSplitter } from './sse.js'
 import type { NamedStage } from './stage.js'
+import { createUsageTap } from './usage.js'
 
 export interface ProxyOptions {
   /** upstream-ai's base URL. */
@@ -120,6 +121,8 @@ class UpstreamExchange {
 
     const errorBody = status >= 400 ? [] as Buffer[] : undefined
     let errorBodyBytes = 0
+    // tokens_used: the stream's `done` event as it passes, or the JSON answer's usage at its end (usage.ts).
+    const usage = createUsageTap({ status, contentType: proxyRes.headers['content-type'], stream: sse }, (tokens) => { this.#ctx.tokensUsed = tokens })
     proxyRes.on('data', (chunk: Buffer) => {
       if (errorBody !== undefined && errorBodyBytes + chunk.length <= MAX_ERROR_BODY_BYTES) {
         errorBody.push(chunk)
@@ -130,6 +133,7 @@ class UpstreamExchange {
         this.#timer?.refresh()
         out = this.#splitter.push(chunk)
       }
+      if (out !== undefined) usage.push(out)
       if (out !== undefined && !res.write(out)) {
         // Backpressure: a slow client slows the upstream read, nothing piles up here.
         proxyRes.pause()
@@ -143,6 +147,7 @@ class UpstreamExchange {
     proxyRes.once('end', () => {
       if (this.#settled) return
       if (errorBody !== undefined) this.#ctx.outcome.errorType = errorTypeOf(errorBody) ?? `HTTP_${status}`
+      usage.end()
       const held = this.#splitter?.flush()
       if (held !== undefined) res.write(held)
       res.end()

@@ -64,6 +64,6 @@ t.test('gateway → upstream-ai (mock provider)', { skip }, async (t) => {
   t.test('health probes upstream-ai', async (t) => {
     const reply = await call(gateway.url, '/health')
     t.equal(reply.status, 200)
-    t.equal(reply.json().dependencies.upstream_ai.status, 'up')
+    t.equal(reply.json().services.upstream, 'ok')
   })
 })

@@ -8,7 +8,7 @@ import { parseJsonObject, readBody } from '../../../common/src/http.js'
 import type { Sanitizer } from '../../../common/src/sanitize.js'
 import type { JsonObject, PromptRegistry, PromptTemplate } from '../prompts.js'
 import type { ChatMessage, CompletionRequest, Provider } from '../providers/provider.js'
-import type { RequestScope } from '../request-scope.js'
+import { recordProviderStart, type RequestScope } from '../request-scope.js'
 import type { GenerationOptions } from '../validation.js'
 
 export interface AiRouteDeps {
@@ -48,5 +48,7 @@ export function completionRequestFor (
   const model = options.model ?? deps.provider.defaultModel
   scope.log.provider = deps.provider.name
   scope.log.model = model
+  // Both routes call the provider right after building its request.
+  recordProviderStart(scope)
   return { messages, model, temperature: options.temperature ?? defaultTemperature, maxTokens: options.maxTokens }
 }

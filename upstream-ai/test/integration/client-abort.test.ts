@@ -24,7 +24,7 @@ t.test('disconnecting from a stream cancels the provider stream', async (t) => {
   const abortedAt = stream.abort()
   const seenAt = await waitFor(() => call.abortedAt, { timeoutMs: 5000, what: 'the fake to see its request closed' })
   t.ok(seenAt - abortedAt < MAX_PROPAGATION_MS, `the provider saw the abort ${seenAt - abortedAt} ms after the client left`)
-  t.match(await completionLine(upstream, 'req-abort-stream'), { client_aborted: true, stream: true, http_status: 200 })
+  t.match(await completionLine(upstream, 'req-abort-stream'), { client_aborted: true, stream: true, http_status: 499, status: 'error' })
 })
 
 t.test('disconnecting while waiting for a JSON answer cancels the provider call', async (t) => {

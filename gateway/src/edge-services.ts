@@ -1,0 +1,158 @@
+/**
+ * The rate limiter and the response cache, built from the configuration
+ * around the process's one Redis client, with the two pipeline stages that
+ * use them, what health and metrics read from them, and how they close.
+ * main.ts calls it once and wires the result; nothing here listens or reads
+ * the environment.
+ *
+ * Redis: one client per process (createRedisClient), shared by the limiter
+ * and the cache, created only when REDIS_URL is set and something uses it.
+ * Without REDIS_URL both keep their state in this instance's memory, and
+ * start-up says so.
+ */
+import type { Dispatcher } from 'undici'
+import type { Logger } from '../../common/src/logger.js'
+import { createCoalescer, type Coalescer } from './cache/coalesce.js'
+import { createFailoverStore, type FailoverMode } from './cache/failover-store.js'
+import { createCacheKey } from './cache/key.js'
+import { createMemoryStore, type MemoryStore } from './cache/memory-store.js'
+import { createRedisStore } from './cache/redis-store.js'
+import type { GatewayConfig } from './config.js'
+import { createCacheStage, type UpstreamAnswer } from './pipeline/cache.js'
+import { createRateLimitStage } from './pipeline/rate-limit.js'
+import type { NamedStage } from './pipeline/stage.js'
+import { createRateLimiter, type ConfiguredRateLimiter, type RateLimiterState } from './ratelimit/index.js'
+import { closeRedisClient, createRedisClient, redactRedisUrl, type Redis } from './redis.js'
+import type { Closer } from './shutdown.js'
+
+export interface EdgeServicesOptions {
+  config: GatewayConfig
+  logger: Logger
+  /** A keep-alive undici pool to upstream-ai, for the cache's own upstream calls. */
+  upstream: Dispatcher
+  /** Monotonic clock, in ms. */
+  now: () => number
+}
+
+/** What health and metrics read, cheaply, at any time. */
+export interface EdgeState {
+  /** `none` without REDIS_URL (or nothing using it); otherwise ioredis's status (`ready`, `connecting`, `reconnecting`, `end`, …). */
+  redis: 'none' | Redis['status']
+  /** `disabled`, `memory` (no Redis), `redis`, or `fallback` (Redis configured but unavailable: the failure mode answers). */
+  rateLimiter: RateLimiterState
+  cache: {
+    /** `disabled`; `redis` (the shared store); `memory` (no Redis configured, or Redis unavailable: this instance's LRU). */
+    store: 'disabled' | FailoverMode
+    /** Keys with a coalesced upstream call running now. */
+    inFlight: number
+    /** Entries and bytes in this instance's memory store (the fallback, or the only store without Redis). */
+    memoryEntries: number
+    memoryBytes: number
+  }
+}
+
+export interface EdgeServices {
+  /** The shared client, for health probes (pingRedis); undefined without REDIS_URL. */
+  redis: Redis | undefined
+  rateLimiter: ConfiguredRateLimiter
+  /** For buildPipeline; undefined when the feature is off. */
+  stages: { rateLimit: NamedStage | undefined; cache: NamedStage | undefined }
+  state: () => EdgeState
+  /** For shutdown, in order: the limiter (its probe timer), then the Redis client. */
+  closers: Closer[]
+}
+
+export function createEdgeServices (options: EdgeServicesOptions): EdgeServices {
+  const { config, logger } = options
+  const windowMs = config.rateLimitWindowSeconds * 1000
+  const redisUrl = config.redisUrl !== undefined && (config.rateLimitEnabled || config.cacheEnabled) ? config.redisUrl : undefined
+  const redis = redisUrl === undefined
+    ? undefined
+    : createRedisClient({ url: redisUrl, commandTimeoutMs: config.redisTimeoutMs, logger })
+  if (redisUrl !== undefined) {
+    const users = [config.rateLimitEnabled ? 'rate limiter' : undefined, config.cacheEnabled ? 'cache' : undefined].filter((user) => user !== undefined)
+    logger.info({ redis: redactRedisUrl(redisUrl), timeout_ms: config.redisTimeoutMs, for: users }, 'using Redis')
+  } else if (config.rateLimitEnabled || config.cacheEnabled) {
+    logger.info('REDIS_URL is unset: the rate limiter and the cache use in-memory stores, per instance')
+  }
+
+  const rateLimiter = createRateLimiter({
+    enabled: config.rateLimitEnabled,
+    limit: config.rateLimitPerWindow,
+    windowMs,
+    redis,
+    failureMode: config.rateLimitFailureMode,
+    redisTimeoutMs: config.redisTimeoutMs,
+    logger
+  })
+  logger.info({
+    enabled: config.rateLimitEnabled,
+    limit: config.rateLimitPerWindow,
+    window_seconds: config.rateLimitWindowSeconds,
+    store: rateLimiter.state(),
+    failure_mode: config.rateLimitFailureMode
+  }, 'rate limiting')
+
+  let memory: MemoryStore | undefined
+  let storeMode: () => EdgeState['cache']['store'] = () => 'disabled'
+  let coalescer: Coalescer<UpstreamAnswer> | undefined
+  let cacheStage: NamedStage | undefined
+  if (config.cacheEnabled) {
+    const fallback = createMemoryStore({ maxBytes: config.cacheMemoryMaxBytes, maxEntryBytes: config.cacheMaxEntryBytes })
+    memory = fallback
+    const failover = redis === undefined
+      ? undefined
+      : createFailoverStore({
+        primary: createRedisStore({ redis, maxEntryBytes: config.cacheMaxEntryBytes }),
+        fallback,
+        timeoutMs: config.redisTimeoutMs,
+        logger
+      })
+    const store = failover ?? fallback
+    storeMode = () => failover?.mode ?? 'memory'
+    coalescer = createCoalescer<UpstreamAnswer>()
+    cacheStage = createCacheStage({
+      store,
+      key: createCacheKey({ namespace: config.cacheNamespace, scope: config.cacheScope }),
+      coalescer,
+      ttlSeconds: config.cacheTtlSeconds,
+      maxEntryBytes: config.cacheMaxEntryBytes,
+      upstreamUrl: config.upstreamUrl,
+      dispatcher: options.upstream,
+      engineTimeoutMs: config.engineTimeoutSeconds * 1000,
+      trustedUserHeader: config.trustedUserHeader,
+      now: options.now,
+      logger
+    })
+  }
+  logger.info({
+    enabled: config.cacheEnabled,
+    ...(config.cacheEnabled
+      ? { store: storeMode(), scope: config.cacheScope, ttl_seconds: config.cacheTtlSeconds, namespace: config.cacheNamespace }
+      : {})
+  }, 'response cache')
+
+  const closers: Closer[] = [{ name: 'rate-limiter', close: async () => { await rateLimiter.close() } }]
+  if (redis !== undefined) closers.push({ name: 'redis', close: async () => { await closeRedisClient(redis) } })
+
+  return {
+    redis,
+    rateLimiter,
+    stages: {
+      // Disabled: no stage at all (no check, no headers).
+      rateLimit: config.rateLimitEnabled ? createRateLimitStage({ limiter: rateLimiter, windowMs }) : undefined,
+      cache: cacheStage
+    },
+    state: () => ({
+      redis: redis === undefined ? 'none' : redis.status,
+      rateLimiter: rateLimiter.state(),
+      cache: {
+        store: storeMode(),
+        inFlight: coalescer?.inFlight ?? 0,
+        memoryEntries: memory?.size ?? 0,
+        memoryBytes: memory?.bytes ?? 0
+      }
+    }),
+    closers
+  }
+}

@@ -1,0 +1,217 @@
+/**
+ * Prometheus metrics (prom-client). Each process creates one Registry and
+ * injects it: nothing lands in prom-client's global default registry, so
+ * tests that build several gateways in one process never share counters.
+ *
+ * Request metrics are recorded from the completion record, in the same place
+ * as the completion log line (pipeline/completion-log.ts), so a log line and
+ * the counters can never disagree. Gauges that describe the present (in
+ * flight, open streams, Redis fallbacks) are computed when Prometheus
+ * scrapes, from the requests being tracked and from getter functions, so
+ * they cannot drift.
+ *
+ * Label values are bounded: routes are the two AI routes or `unmatched`;
+ * error types come from the error registries (a cap guards against a
+ * misbehaving upstream); `use_case`, user ids and other request data are
+ * never labels.
+ */
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
+import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client'
+import { ApiError } from '../../common/src/errors.js'
+import { sendError } from '../../common/src/http.js'
+import { requestIdFrom } from '../../common/src/request-context.js'
+import type { RequestContext } from './context.js'
+import type { CompletionRecord } from './pipeline/completion-log.js'
+
+/** What a getter says about the rate limiter: `fallback` means Redis is configured but unavailable. */
+export type LimiterState = 'disabled' | 'memory' | 'redis' | 'fallback'
+/** Where the cache reads and writes now (the failover store's `mode`). */
+export type CacheMode = 'redis' | 'memory'
+
+export interface MetricsOptions {
+  /** The process's registry. @default a new Registry */
+  registry?: Registry
+  /** Also collect prom-client's default process and Node.js metrics (`process_*`, `nodejs_*`) into the registry. @default false */
+  defaultMetrics?: boolean
+  /** The rate limiter's state now (its `state()`). @default undefined (reported as not on fallback) */
+  limiterState?: (() => LimiterState | string) | undefined
+  /** The cache store's mode now (the failover store's `mode`). @default undefined (reported as not on fallback) */
+  cacheMode?: (() => CacheMode | string) | undefined
+  /** REDIS_URL is set: only then is a cache on memory a fallback (without Redis, memory is the design). @default false */
+  redisConfigured?: boolean
+}
+
+export interface Metrics {
+  readonly registry: Registry
+  /** Counts a `/v1/ai/*` request as in flight (and, once its answer is an event stream, as an open stream) until its response closes. */
+  track: (ctx: RequestContext, res: ServerResponse) => void
+  /** Records one finished request: called once per completion record, next to its log line. */
+  observe: (record: CompletionRecord) => void
+  /** Counts one Redis error (`source`: connection, health_probe, rate_limiter, cache). */
+  redisError: (source: string) => void
+  /** The exposition text and its content type. */
+  scrape: () => Promise<{ contentType: string; body: string }>
+}
+
+/** Request latencies, in seconds: from a cache hit (ms) to a long stream (minutes). */
+const REQUEST_BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300]
+
+/** Most distinct `error_type` label values; the rest are counted as `other`. */
+const MAX_ERROR_TYPES = 64
+
+export function createMetrics (options: MetricsOptions = {}): Metrics {
+  const registry = options.registry ?? new Registry()
+  const registers = [registry]
+  if (options.defaultMetrics === true) collectDefaultMetrics({ register: registry })
+
+  const tracked = new Map<RequestContext, ServerResponse>()
+
+  const requests = new Counter({
+    name: 'ai_gateway_requests_total',
+    help: '/v1/ai/* requests by route, HTTP status code and outcome (success, error, rate_limited).',
+    labelNames: ['route', 'code', 'outcome'] as const,
+    registers
+  })
+  const requestDuration = new Histogram({
+    name: 'ai_gateway_request_duration_seconds',
+    help: '/v1/ai/* request duration, from arrival to the response closing (a whole stream for streams).',
+    labelNames: ['route', 'outcome', 'stream'] as const,
+    buckets: REQUEST_BUCKETS,
+    registers
+  })
+  const upstreamDuration = new Histogram({
+    name: 'ai_gateway_upstream_duration_seconds',
+    help: 'Duration of the call to upstream-ai, from its start to the end (or failure) of the answer; requests that did not call upstream-ai are not observed.',
+    labelNames: ['route', 'stream'] as const,
+    buckets: REQUEST_BUCKETS,
+    registers
+  })
+  const errors = new Counter({
+    name: 'ai_gateway_errors_total',
+    help: '/v1/ai/* requests that ended with an error, by route and error type.',
+    labelNames: ['route', 'error_type'] as const,
+    registers
+  })
+  const rateLimited = new Counter({
+    name: 'ai_gateway_rate_limited_total',
+    help: '/v1/ai/* requests refused by the rate limiter (429).',
+    labelNames: ['route'] as const,
+    registers
+  })
+  const cacheRequests = new Counter({
+    name: 'ai_gateway_cache_requests_total',
+    help: 'Cache decisions on /v1/ai/* requests, from X-Cache: hit, miss or bypass.',
+    labelNames: ['result'] as const,
+    registers
+  })
+  const tokens = new Counter({
+    name: 'ai_gateway_tokens_total',
+    help: 'Tokens (usage.total_tokens) of the answers sent, by route and source: upstream (this request\'s own upstream-ai call) or cache (a cache hit, or an answer shared from another request\'s call).',
+    labelNames: ['route', 'source'] as const,
+    registers
+  })
+  const redisErrors = new Counter({
+    name: 'ai_gateway_redis_errors_total',
+    help: 'Redis errors, by source (connection: the client\'s error events; health_probe: a failed PING; rate_limiter, cache: their own failures, when reported).',
+    labelNames: ['source'] as const,
+    registers
+  })
+  // Present at 0 from the start, so dashboards and alerts see the series before the first request.
+  for (const route of ['/v1/ai/generate', '/v1/ai/chat']) rateLimited.inc({ route }, 0)
+  for (const result of ['hit', 'miss', 'bypass']) cacheRequests.inc({ result }, 0)
+  redisErrors.inc({ source: 'connection' }, 0)
+
+  new Gauge({
+    name: 'ai_gateway_requests_in_flight',
+    help: '/v1/ai/* requests being handled now.',
+    registers,
+    collect () { this.set(tracked.size) }
+  })
+  new Gauge({
+    name: 'ai_gateway_streams_open',
+    help: 'Event streams being relayed to clients now.',
+    registers,
+    collect () {
+      let open = 0
+      for (const [ctx, res] of tracked) if (ctx.stream && res.headersSent && !res.writableEnded) open++
+      this.set(open)
+    }
+  })
+  const limiterState = options.limiterState
+  const cacheMode = options.cacheMode
+  const redisConfigured = options.redisConfigured === true
+  new Gauge({
+    name: 'ai_gateway_redis_fallback',
+    help: '1 while Redis is configured but unavailable and the component answers from its fallback (rate_limiter: its failure mode; cache: this instance\'s memory), else 0.',
+    labelNames: ['component'] as const,
+    registers,
+    collect () {
+      this.set({ component: 'rate_limiter' }, limiterState?.() === 'fallback' ? 1 : 0)
+      this.set({ component: 'cache' }, redisConfigured && cacheMode?.() === 'memory' ? 1 : 0)
+    }
+  })
+
+  const knownErrorTypes = new Set<string>()
+  const errorLabel = (type: string): string => {
+    if (knownErrorTypes.has(type)) return type
+    if (knownErrorTypes.size >= MAX_ERROR_TYPES) return 'other'
+    knownErrorTypes.add(type)
+    return type
+  }
+
+  return {
+    registry,
+    track: (ctx, res) => {
+      tracked.set(ctx, res)
+      res.once('close', () => { tracked.delete(ctx) })
+    },
+    observe: (record) => {
+      const { route } = record
+      const stream = String(record.stream)
+      requests.inc({ route, code: String(record.http_status), outcome: record.status })
+      requestDuration.observe({ route, outcome: record.status, stream }, record.latency_ms / 1000)
+      if (record.upstream_latency_ms !== null) upstreamDuration.observe({ route, stream }, record.upstream_latency_ms / 1000)
+      if (record.error_type !== undefined) errors.inc({ route, error_type: errorLabel(record.error_type) })
+      if (record.rate_limited) rateLimited.inc({ route })
+      if (record.cache !== null) cacheRequests.inc({ result: record.cache })
+      if (record.tokens_used !== null && record.tokens_used > 0) {
+        tokens.inc({ route, source: record.cached || record.collapsed ? 'cache' : 'upstream' }, record.tokens_used)
+      }
+    },
+    redisError: (source) => { redisErrors.inc({ source }) },
+    scrape: async () => ({ contentType: registry.contentType, body: await registry.metrics() })
+  }
+}
+
+/** Answers `GET`/`HEAD /metrics` with the exposition text. */
+export async function answerMetrics (metrics: Metrics, req: IncomingMessage, res: ServerResponse): Promise<void> {
+  const { contentType, body } = await metrics.scrape()
+  res.writeHead(200, { 'content-type': contentType, 'content-length': Buffer.byteLength(body), 'cache-control': 'no-store' })
+  res.end(req.method === 'HEAD' ? undefined : body)
+}
+
+/**
+ * The listener of AI_GATEWAY_METRICS_PORT: `GET /metrics` and nothing else
+ * (404 NOT_FOUND, 405 METHOD_NOT_ALLOWED in the usual envelope). It never
+ * listens by itself.
+ */
+export function createMetricsServer (metrics: Metrics, onError: (error: unknown) => void): Server {
+  return createServer((req, res) => {
+    const path = (req.url ?? '/').split('?')[0]
+    const meta = { request_id: requestIdFrom(req.headers['x-request-id']) }
+    res.setHeader('x-request-id', meta.request_id)
+    if (path !== '/metrics') {
+      sendError(res, new ApiError('NOT_FOUND'), meta)
+      return
+    }
+    if (req.method !== 'GET' && req.method !== 'HEAD') {
+      sendError(res, new ApiError('METHOD_NOT_ALLOWED', 'Use GET, HEAD on this route.', { headers: { allow: 'GET, HEAD' } }), meta)
+      return
+    }
+    answerMetrics(metrics, req, res).catch((error: unknown) => {
+      onError(error)
+      if (!res.headersSent) sendError(res, new ApiError('INTERNAL_ERROR'), meta)
+      else res.destroy()
+    })
+  })
+}

@@ -1,0 +1,109 @@
+/**
+ * Tokens used, read from the upstream answer as it passes through the proxy,
+ * for the completion log (`tokens_used`) and the tokens metric.
+ *
+ * - An event stream: only the `done` event is parsed (`event: done`,
+ *   `data: {"usage": {"total_tokens": N, …}, "meta": …}`), from the whole
+ *   events the proxy passes on anyway (EventSplitter); nothing is buffered
+ *   beyond what the proxy already holds, and other events cost one byte
+ *   search.
+ * - A JSON answer (2xx): its bytes are kept up to MAX_JSON_USAGE_BYTES, as
+ *   references to the chunks already read, and parsed once at its end.
+ * Anything else (an error answer, another content type) reports nothing.
+ */
+
+/** Largest JSON answer kept to read its usage; a larger one logs `tokens_used: null`. */
+export const MAX_JSON_USAGE_BYTES = 1_048_576
+
+const JSON_CONTENT_TYPE = /^application\/(?:[\w.+-]+\+)?json\s*(?:;|$)/i
+const DONE = Buffer.from('done')
+
+function isObject (value: unknown): value is Record<string, unknown> {
+  return value !== null && typeof value === 'object' && !Array.isArray(value)
+}
+
+/** `usage.total_tokens` of a parsed answer or `done` event, when it is a non-negative finite number. */
+export function totalTokensOf (value: unknown): number | undefined {
+  const usage = isObject(value) ? value.usage : undefined
+  const total = isObject(usage) ? usage.total_tokens : undefined
+  return typeof total === 'number' && Number.isFinite(total) && total >= 0 ? total : undefined
+}
+
+/**
+ * The `usage.total_tokens` of the last `done` event among whole SSE events
+ * (each ended by a blank line), or undefined. Follows the SSE field rules:
+ * `event:` names the event, `data:` lines are joined with `\n`, one leading
+ * space after the colon is dropped, comments and other fields are ignored.
+ */
+export function doneEventTokens (events: Buffer): number | undefined {
+  // The common case (a delta event) costs this one search.
+  if (events.indexOf(DONE) === -1) return undefined
+  let tokens: number | undefined
+  for (const block of events.toString('utf8').split(/\r\n\r\n|\n\n|\r\r/)) {
+    let event = 'message'
+    const data: string[] = []
+    for (const line of block.split(/\r\n|\n|\r/)) {
+      const colon = line.indexOf(':')
+      if (colon <= 0) continue
+      const field = line.slice(0, colon)
+      const value = line.slice(colon + 1).replace(/^ /, '')
+      if (field === 'event') event = value
+      else if (field === 'data') data.push(value)
+    }
+    if (event !== 'done' || data.length === 0) continue
+    try {
+      tokens = totalTokensOf(JSON.parse(data.join('\n'))) ?? tokens
+    } catch {
+      // A malformed done event: no usage to read.
+    }
+  }
+  return tokens
+}
+
+export interface UsageTap {
+  /** The bytes just passed on to the client (whole events for a stream). */
+  push: (bytes: Buffer) => void
+  /** The answer ended normally. */
+  end: () => void
+}
+
+const NOTHING: UsageTap = Object.freeze({ push: () => {}, end: () => {} })
+
+/**
+ * A tap on one upstream answer that calls `onTokens` with its
+ * `usage.total_tokens`: as soon as a stream's `done` event passes, or at the
+ * end of a JSON answer.
+ */
+export function createUsageTap (answer: { status: number; contentType: string | undefined; stream: boolean }, onTokens: (tokens: number) => void): UsageTap {
+  if (answer.status < 200 || answer.status >= 300) return NOTHING
+  if (answer.stream) {
+    return {
+      push: (bytes) => {
+        const tokens = doneEventTokens(bytes)
+        if (tokens !== undefined) onTokens(tokens)
+      },
+      end: () => {}
+    }
+  }
+  if (answer.contentType === undefined || !JSON_CONTENT_TYPE.test(answer.contentType)) return NOTHING
+  let chunks: Buffer[] | undefined = []
+  let size = 0
+  return {
+    push: (bytes) => {
+      if (chunks === undefined) return
+      size += bytes.length
+      if (size > MAX_JSON_USAGE_BYTES) chunks = undefined
+      else chunks.push(bytes)
+    },
+    end: () => {
+      if (chunks === undefined) return
+      try {
+        const tokens = totalTokensOf(JSON.parse(Buffer.concat(chunks, size).toString('utf8')))
+        if (tokens !== undefined) onTokens(tokens)
+      } catch {
+        // Not JSON after all: no usage to read.
+      }
+      chunks = undefined
+    }
+  }
+}
