@@ -2,7 +2,7 @@
 .DEFAULT_GOAL := help
 SHELL := /bin/bash
 
-.PHONY: help install build run token test typecheck bench
+.PHONY: help install build run token test deploy-test typecheck bench bench-soak
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -27,8 +27,17 @@ test: ## install what the tests need, build, run the whole suite
 	npm run build
 	npm test
 
+deploy-test: build ## the deployment tests only: nginx, Caddy, compose, the Dockerfile's steps (deploy/test)
+	./scripts/install-test-deps.sh
+	npx tap deploy/test/*.test.ts
+
 typecheck: install ## type-check without emitting
 	npm run typecheck
 
-bench: build ## run the benchmark suite
+bench: build ## run the benchmark (~7 min; writes docs/benchmarks.md, .png, .json)
+	./scripts/install-bench-deps.sh
 	npm run bench
+
+bench-soak: build ## gateway RSS over 1 M requests (adds to docs/benchmarks.md)
+	./scripts/install-bench-deps.sh
+	npm run bench:soak

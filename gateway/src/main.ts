@@ -47,7 +47,7 @@ async function main (): Promise<void> {
   const logger = createLogger({ service: 'ai-gateway', environment: config.environment, level: config.level, redactKeys: config.logRedactKeys })
   const sanitize = createSanitizer({ extraKeys: config.logRedactKeys })
   if (config.usingDevSecret) {
-    logger.warn({ env: config.environment }, 'JWT_SECRET_KEY is unset: verifying tokens with the public development secret (never do this in production)')
+    logger.warn('JWT_SECRET_KEY is unset: verifying tokens with the public development secret (never do this in production)')
   }
   if (config.trustedUserHeader !== undefined) {
     logger.warn({ header: config.trustedUserHeader }, 'trusted user header mode: the user id is taken from a header without verification; only an authenticating proxy may reach this gateway')
