@@ -43,24 +43,60 @@ export function isJsonContentType (contentType: string | undefined): boolean {
   return contentType !== undefined && JSON_CONTENT_TYPE.test(contentType)
 }
 
+/** The client went away while sending its body: there is nobody to answer. */
+export class ClientGoneError extends Error {
+  constructor () {
+    super('the client closed the connection while sending its body')
+    this.name = 'ClientGoneError'
+  }
+}
+
 /**
  * Reads the whole body, refusing it with PAYLOAD_TOO_LARGE as soon as it
- * crosses `maxBytes` (from Content-Length before reading, or while
- * streaming) without buffering the rest.
+ * crosses `maxBytes`: at once from Content-Length, or while it streams in.
+ * It never destroys the request on refusal: destroying an unfinished
+ * IncomingMessage destroys its socket, and the client would see a reset
+ * instead of the 413. The rest of the body flows away unbuffered until the
+ * 413 (with `Connection: close`, see sendError) is out and Node closes the
+ * socket. A client that leaves mid-body rejects with ClientGoneError.
  */
 export async function readBody (req: IncomingMessage, maxBytes: number): Promise<Buffer> {
   const declared = req.headers['content-length']
-  if (declared !== undefined && Number(declared) > maxBytes) {
-    throw tooLarge(maxBytes)
-  }
-  const chunks: Buffer[] = []
-  let received = 0
-  for await (const chunk of req as AsyncIterable<Buffer>) {
-    received += chunk.length
-    if (received > maxBytes) throw tooLarge(maxBytes)
-    chunks.push(chunk)
-  }
-  return chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, received)
+  if (declared !== undefined && Number(declared) > maxBytes) throw tooLarge(maxBytes)
+  // Gone already: its 'close' has fired and would never reach the listeners below.
+  if (req.destroyed) throw new ClientGoneError()
+  return await new Promise<Buffer>((resolve, reject) => {
+    const chunks: Buffer[] = []
+    let received = 0
+    const cleanup = (): void => {
+      req.off('data', onData)
+      req.off('end', onEnd)
+      req.off('error', onGone)
+      req.off('close', onGone)
+    }
+    const onData = (chunk: Buffer): void => {
+      received += chunk.length
+      if (received > maxBytes) {
+        cleanup()
+        chunks.length = 0
+        reject(tooLarge(maxBytes))
+        return
+      }
+      chunks.push(chunk)
+    }
+    const onEnd = (): void => {
+      cleanup()
+      resolve(chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, received))
+    }
+    const onGone = (): void => {
+      cleanup()
+      reject(new ClientGoneError())
+    }
+    req.on('data', onData)
+    req.on('end', onEnd)
+    req.on('error', onGone)
+    req.on('close', onGone)
+  })
 }
 
 function tooLarge (maxBytes: number): ApiError {

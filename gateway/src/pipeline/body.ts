@@ -5,74 +5,13 @@
  * them). upstream-ai validates the rest. The bytes read are kept as they
  * are: they are what upstream-ai receives, never re-serialised.
  */
-import type { IncomingMessage } from 'node:http'
 import { ApiError } from '../../../common/src/errors.js'
-import { isJsonContentType, parseJsonObject } from '../../../common/src/http.js'
+import { isJsonContentType, parseJsonObject, readBody } from '../../../common/src/http.js'
 import type { NamedStage } from './stage.js'
 
 export interface BodyOptions {
   /** Largest accepted body, in bytes. @default 1048576 */
   maxBodyBytes: number
-}
-
-/** The client went away while sending its body: there is nobody to answer. */
-export class ClientGoneError extends Error {
-  constructor () {
-    super('the client closed the connection while sending its body')
-    this.name = 'ClientGoneError'
-  }
-}
-
-function tooLarge (maxBytes: number): ApiError {
-  return new ApiError('PAYLOAD_TOO_LARGE', `The request body is larger than ${maxBytes} bytes.`)
-}
-
-/**
- * Reads the body, refusing it as soon as it crosses `maxBytes`: at once from
- * Content-Length, or while it streams in. Unlike common's readBody (a
- * for-await loop) it never destroys the request on refusal: destroying an
- * unfinished IncomingMessage destroys its socket, and the client would see a
- * reset instead of the 413. The rest of the body is left to flow away
- * unbuffered until the 413 (with `Connection: close`) is out and Node closes
- * the socket.
- */
-export async function readBoundedBody (req: IncomingMessage, maxBytes: number): Promise<Buffer> {
-  const declared = req.headers['content-length']
-  if (declared !== undefined && Number(declared) > maxBytes) throw tooLarge(maxBytes)
-  // Gone already (while identity ran): its 'close' has fired and would never reach the listeners below.
-  if (req.destroyed) throw new ClientGoneError()
-  return await new Promise<Buffer>((resolve, reject) => {
-    const chunks: Buffer[] = []
-    let received = 0
-    const cleanup = (): void => {
-      req.off('data', onData)
-      req.off('end', onEnd)
-      req.off('error', onGone)
-      req.off('close', onGone)
-    }
-    const onData = (chunk: Buffer): void => {
-      received += chunk.length
-      if (received > maxBytes) {
-        cleanup()
-        chunks.length = 0
-        reject(tooLarge(maxBytes))
-        return
-      }
-      chunks.push(chunk)
-    }
-    const onEnd = (): void => {
-      cleanup()
-      resolve(chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, received))
-    }
-    const onGone = (): void => {
-      cleanup()
-      reject(new ClientGoneError())
-    }
-    req.on('data', onData)
-    req.on('end', onEnd)
-    req.on('error', onGone)
-    req.on('close', onGone)
-  })
 }
 
 function invalid (field: string, message: string): ApiError {
@@ -105,7 +44,7 @@ export function createBodyStage (options: BodyOptions): NamedStage {
       if (!isJsonContentType(req.headers['content-type'])) {
         throw new ApiError('UNSUPPORTED_MEDIA_TYPE', 'The request body must be application/json.')
       }
-      const raw = await readBoundedBody(req, options.maxBodyBytes)
+      const raw = await readBody(req, options.maxBodyBytes)
       const json = parseJsonObject(raw)
       checkGatewayFields(json)
       ctx.body = { raw, json }
