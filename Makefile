@@ -2,7 +2,7 @@
 .DEFAULT_GOAL := help
 SHELL := /bin/bash
 
-.PHONY: help install build run token test deploy-test typecheck bench bench-soak
+.PHONY: help install build run token test deploy-test typecheck bench bench-soak soak
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -41,3 +41,7 @@ bench: build ## run the benchmark (~7 min; writes docs/benchmarks.md, .png, .jso
 bench-soak: build ## gateway RSS over 1 M requests (adds to docs/benchmarks.md)
 	./scripts/install-bench-deps.sh
 	npm run bench:soak
+
+soak: build ## 15 min of steady load with client aborts; heap and RSS into docs/reliability.md (not in CI; SOAK_SECONDS=60 for a short run)
+	./scripts/install-test-deps.sh
+	node dist/gateway/test/reliability/soak.js

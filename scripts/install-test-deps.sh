@@ -18,6 +18,8 @@ command -v docker-compose >/dev/null 2>&1 || missing+=(docker-compose)
 command -v curl >/dev/null 2>&1 || missing+=(curl)
 command -v wget >/dev/null 2>&1 || missing+=(wget)
 command -v openssl >/dev/null 2>&1 || missing+=(openssl)
+# libfaketime: gateway/test/reliability/clock-skew.test.ts runs one gateway replica with its clock skewed.
+command -v faketime >/dev/null 2>&1 || missing+=(faketime)
 
 if [ ${#missing[@]} -eq 0 ]; then
   exit 0

@@ -20,6 +20,7 @@ export const ERROR_TYPES = {
   PROVIDER_RATE_LIMITED: { status: 503, message: 'The AI provider is rate limiting requests.' },
   SERVICE_UNAVAILABLE: { status: 503, message: 'The service is shutting down.' },
   RATE_LIMITER_UNAVAILABLE: { status: 503, message: 'The rate limiter is unavailable; retry later.' },
+  UPSTREAM_OVERLOADED: { status: 503, message: 'Too many requests are waiting on the AI service; retry shortly.' },
   UPSTREAM_TIMEOUT: { status: 504, message: 'The AI service did not answer in time.' },
 } as const satisfies Record<string, { status: number; message: string }>
 

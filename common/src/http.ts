@@ -2,8 +2,10 @@
  * The HTTP plumbing both services share: reading a bounded JSON body and
  * answering with JSON or with the error envelope.
  */
+import { isUtf8 } from 'node:buffer'
 import type { IncomingMessage, ServerResponse } from 'node:http'
 import { ApiError, errorEnvelope, type EnvelopeMeta } from './errors.js'
+import { jsonStructureProblem, MAX_JSON_DEPTH, type JsonStructureProblem } from './json-guard.js'
 
 export function sendJson (
   res: ServerResponse,
@@ -103,12 +105,29 @@ function tooLarge (maxBytes: number): ApiError {
   return new ApiError('PAYLOAD_TOO_LARGE', `The request body is larger than ${maxBytes} bytes.`)
 }
 
-/** Parses a JSON object body; anything else is INVALID_REQUEST. */
+const STRUCTURE_MESSAGES: Record<JsonStructureProblem, string> = {
+  depth: `The request body is nested more than ${MAX_JSON_DEPTH} levels deep.`,
+  'duplicate-key': 'The request body repeats a key within one object.',
+  'proto-key': 'The request body uses the reserved key "__proto__".'
+}
+
+/**
+ * Parses a JSON object body; anything else is INVALID_REQUEST. Bytes that
+ * are not UTF-8 are refused rather than decoded with replacement characters
+ * (two different bodies would read as one, e.g. in a cache key), a byte
+ * order mark is refused (RFC 8259 §8.1), and the structure is checked before
+ * JSON.parse runs (json-guard.ts: depth, repeated keys, `__proto__`).
+ */
 export function parseJsonObject (body: Buffer): Record<string, unknown> {
   if (body.length === 0) throw new ApiError('INVALID_REQUEST', 'The request body is empty; a JSON object is expected.')
+  if (!isUtf8(body)) throw new ApiError('INVALID_REQUEST', 'The request body is not valid UTF-8.')
+  if (body[0] === 0xef && body[1] === 0xbb && body[2] === 0xbf) throw new ApiError('INVALID_REQUEST', 'The request body starts with a byte order mark; send JSON without one.')
+  const text = body.toString('utf8')
+  const problem = jsonStructureProblem(text)
+  if (problem !== undefined) throw new ApiError('INVALID_REQUEST', STRUCTURE_MESSAGES[problem])
   let value: unknown
   try {
-    value = JSON.parse(body.toString('utf8'))
+    value = JSON.parse(text)
   } catch {
     throw new ApiError('INVALID_REQUEST', 'The request body is not valid JSON.')
   }

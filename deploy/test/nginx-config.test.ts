@@ -83,6 +83,7 @@ t.test('the shipped file: hardening and the gateway\'s limits', async (t) => {
   t.equal(directive(directives, 'proxy_http_version'), '1.1', 'HTTP/1.1 to the backends (keep-alive, streaming)')
   t.ok(seconds(directive(chat, 'proxy_read_timeout')) >= 600, 'chat: a long proxy_read_timeout')
   t.ok(seconds(directive(chat, 'proxy_read_timeout')) > SETTINGS.streamIdleTimeoutSeconds.default, 'longer than the gateway\'s stream idle timeout')
+  t.ok(seconds(directive(directives, 'proxy_read_timeout')) > SETTINGS.ssePingSeconds.default, 'the gateway\'s SSE pings (AI_GATEWAY_SSE_PING_SECONDS) come well within every read timeout')
 
   // A location with its own add_header / proxy_set_header / proxy_hide_header would silently drop the server's.
   const locations = [...directives.matchAll(/location [^{]+\{([^}]*)\}/g)].map((match) => match[1]!)

@@ -114,7 +114,7 @@ export const SETTINGS = {
     env: 'AI_GATEWAY_STREAM_IDLE_TIMEOUT_SECONDS',
     default: 60,
     parse: number({ min: 0.1, max: 3600 }),
-    description: 'Longest silence allowed on a stream (before its first chunk and between chunks), in seconds; past it the stream ends with `event: error` (`UPSTREAM_TIMEOUT`).'
+    description: 'Longest silence allowed on a stream (before its first chunk and between whole events), in seconds; past it the stream ends with `event: error` (`UPSTREAM_TIMEOUT`). The gateway\'s own pings do not count.'
   },
   /** Time in-flight requests and streams get to finish after SIGTERM/SIGINT, in seconds. @default 25 */
   shutdownGraceSeconds: {
@@ -129,6 +129,20 @@ export const SETTINGS = {
     default: 256,
     parse: integer({ min: 1, max: 65_536 }),
     description: 'Most concurrent connections to upstream-ai (kept alive and reused); further requests queue.'
+  },
+  /** Most upstream-ai calls in flight at once (queued for a connection included); past it 503 UPSTREAM_OVERLOADED at once. @default 512 */
+  maxConcurrentUpstream: {
+    env: 'AI_GATEWAY_MAX_CONCURRENT_UPSTREAM',
+    default: 512,
+    parse: integer({ min: 1, max: 1_000_000 }),
+    description: 'Most upstream-ai calls in flight at once, including those waiting for a connection; past it a request is refused at once with 503 `UPSTREAM_OVERLOADED` and `Retry-After: 1` instead of queueing.'
+  },
+  /** Seconds of silence on a stream after which the gateway sends an SSE comment (`: ping`); 0: never. @default 15 */
+  ssePingSeconds: {
+    env: 'AI_GATEWAY_SSE_PING_SECONDS',
+    default: 15,
+    parse: number({ min: 0, max: 3600 }),
+    description: 'While a stream\'s upstream is silent, the gateway sends an SSE comment (`: ping`) to the client every this many seconds, so proxies in front (nginx\'s `proxy_read_timeout`) keep it open; `0` turns pings off. Pings do not reset `AI_GATEWAY_STREAM_IDLE_TIMEOUT_SECONDS`.'
   },
   // Observability (docs/observability.md).
   /** How long `/health` reuses its probe results, in ms. @default 1000 */
@@ -214,6 +228,10 @@ export function loadConfig (environment: Record<string, string | undefined> = pr
   }
   if (settings?.metricsPort !== undefined && settings.metricsPort !== 0 && settings.metricsPort === settings.port) {
     problems.push(`${env('metricsPort')}=${settings.metricsPort}: expected a port other than ${env('port')}; leave it unset to serve /metrics on ${env('port')}`)
+  }
+  // One Redis or one Cluster: with both, which one holds the limits would be a guess. Neither value is quoted (passwords).
+  if ((environment[env('redisUrl')]?.trim() ?? '') !== '' && (environment[env('redisClusterNodes')]?.trim() ?? '') !== '') {
+    problems.push(`${env('redisUrl')} and ${env('redisClusterNodes')} are both set: set ${env('redisUrl')} for one Redis, or ${env('redisClusterNodes')} for a Redis Cluster, not both`)
   }
   if (problems.length > 0 || settings === undefined || 'problem' in jwt) throw new ConfigError(problems)
   return Object.freeze({

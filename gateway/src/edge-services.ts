@@ -5,8 +5,9 @@
  * main.ts calls it once and wires the result; nothing here listens or reads
  * the environment.
  *
- * Redis: one client per process (createRedisClient), shared by the limiter
- * and the cache, created only when REDIS_URL is set and something uses it.
+ * Redis: one client per process (createRedisClient, or createRedisClusterClient
+ * for REDIS_CLUSTER_NODES), shared by the limiter and the cache, created only
+ * when one of the two is set and something uses it.
  * Without REDIS_URL both keep their state in this instance's memory, and
  * start-up says so.
  */
@@ -22,22 +23,27 @@ import { createCacheStage, type UpstreamAnswer } from './pipeline/cache.js'
 import { createRateLimitStage } from './pipeline/rate-limit.js'
 import type { NamedStage } from './pipeline/stage.js'
 import { createRateLimiter, type ConfiguredRateLimiter, type RateLimiterState } from './ratelimit/index.js'
-import { closeRedisClient, createRedisClient, redactRedisUrl, type Redis } from './redis.js'
+import {
+  closeRedisClient, createRedisClient, createRedisClusterClient, describeClusterTarget, redactRedisUrl, type RedisClient
+} from './redis.js'
 import type { Closer } from './shutdown.js'
+import type { UpstreamGate } from './upstream-gate.js'
 
 export interface EdgeServicesOptions {
   config: GatewayConfig
   logger: Logger
   /** A keep-alive undici pool to upstream-ai, for the cache's own upstream calls. */
   upstream: Dispatcher
+  /** The cap on concurrent upstream calls, shared with the proxy stage (upstream-gate.ts). @default undefined (no cap) */
+  upstreamGate?: UpstreamGate | undefined
   /** Monotonic clock, in ms. */
   now: () => number
 }
 
 /** What health and metrics read, cheaply, at any time. */
 export interface EdgeState {
-  /** `none` without REDIS_URL (or nothing using it); otherwise ioredis's status (`ready`, `connecting`, `reconnecting`, `end`, …). */
-  redis: 'none' | Redis['status']
+  /** `none` without REDIS_URL or REDIS_CLUSTER_NODES (or nothing using it); otherwise ioredis's status (`ready`, `connecting`, `reconnecting`, `end`, …). */
+  redis: 'none' | RedisClient['status']
   /** `disabled`, `memory` (no Redis), `redis`, or `fallback` (Redis configured but unavailable: the failure mode answers). */
   rateLimiter: RateLimiterState
   cache: {
@@ -52,8 +58,8 @@ export interface EdgeState {
 }
 
 export interface EdgeServices {
-  /** The shared client, for health probes (pingRedis); undefined without REDIS_URL. */
-  redis: Redis | undefined
+  /** The shared client (one Redis, or a Cluster), for health probes (pingRedis); undefined without REDIS_URL or REDIS_CLUSTER_NODES. */
+  redis: RedisClient | undefined
   rateLimiter: ConfiguredRateLimiter
   /** For buildPipeline; undefined when the feature is off. */
   stages: { rateLimit: NamedStage | undefined; cache: NamedStage | undefined }
@@ -65,14 +71,20 @@ export interface EdgeServices {
 export function createEdgeServices (options: EdgeServicesOptions): EdgeServices {
   const { config, logger } = options
   const windowMs = config.rateLimitWindowSeconds * 1000
-  const redisUrl = config.redisUrl !== undefined && (config.rateLimitEnabled || config.cacheEnabled) ? config.redisUrl : undefined
-  const redis = redisUrl === undefined
-    ? undefined
-    : createRedisClient({ url: redisUrl, commandTimeoutMs: config.redisTimeoutMs, logger })
-  if (redisUrl !== undefined) {
+  const used = config.rateLimitEnabled || config.cacheEnabled
+  const redisUrl = config.redisUrl !== undefined && used ? config.redisUrl : undefined
+  // loadConfig refuses REDIS_URL and REDIS_CLUSTER_NODES together.
+  const clusterTarget = config.redisClusterNodes !== undefined && used ? config.redisClusterNodes : undefined
+  const redis: RedisClient | undefined = clusterTarget !== undefined
+    ? createRedisClusterClient({ target: clusterTarget, commandTimeoutMs: config.redisTimeoutMs, logger })
+    : redisUrl === undefined
+      ? undefined
+      : createRedisClient({ url: redisUrl, commandTimeoutMs: config.redisTimeoutMs, logger })
+  if (redis !== undefined) {
     const users = [config.rateLimitEnabled ? 'rate limiter' : undefined, config.cacheEnabled ? 'cache' : undefined].filter((user) => user !== undefined)
-    logger.info({ redis: redactRedisUrl(redisUrl), timeout_ms: config.redisTimeoutMs, for: users }, 'using Redis')
-  } else if (config.rateLimitEnabled || config.cacheEnabled) {
+    const where = clusterTarget !== undefined ? describeClusterTarget(clusterTarget) : redactRedisUrl(redisUrl!)
+    logger.info({ redis: where, timeout_ms: config.redisTimeoutMs, for: users }, 'using Redis')
+  } else if (used) {
     logger.info('REDIS_URL is unset: the rate limiter and the cache use in-memory stores, per instance')
   }
 
@@ -106,6 +118,8 @@ export function createEdgeServices (options: EdgeServicesOptions): EdgeServices 
         primary: createRedisStore({ redis, maxEntryBytes: config.cacheMaxEntryBytes }),
         fallback,
         timeoutMs: config.redisTimeoutMs,
+        // The limiter runs first on each request: once it has met a dead or frozen Redis, the cache does not wait for it again.
+        redisKnownDown: () => rateLimiter.state() === 'fallback',
         logger
       })
     const store = failover ?? fallback
@@ -121,6 +135,7 @@ export function createEdgeServices (options: EdgeServicesOptions): EdgeServices 
       dispatcher: options.upstream,
       engineTimeoutMs: config.engineTimeoutSeconds * 1000,
       trustedUserHeader: config.trustedUserHeader,
+      gate: options.upstreamGate,
       now: options.now,
       logger
     })

@@ -60,11 +60,16 @@ export interface UpstreamHeaderValues {
 export function upstreamRequestHeaders (req: IncomingMessage, values: UpstreamHeaderValues): OutgoingHttpHeaders {
   const named = connectionOptions(req.headers.connection)
   const headers: OutgoingHttpHeaders = {}
+  const trusted = values.trustedUserHeader?.replaceAll('_', '-')
   for (const name in req.headers) {
     const value = req.headers[name]
-    if (value === undefined || NOT_TO_UPSTREAM.has(name) || named?.has(name) === true ||
-      name.startsWith('x-forwarded-') || name === values.trustedUserHeader) continue
-    if (name === 'tracestate' && !values.traceContinued) continue
+    if (value === undefined) continue
+    // `X_User_Id` is another header to Node, but CGI-style servers (and some proxies) read `_` as `-`:
+    // every check is made on the dashed spelling, so no underscore variant slips a forged header through.
+    const canonical = name.includes('_') ? name.replaceAll('_', '-') : name
+    if (NOT_TO_UPSTREAM.has(canonical) || named?.has(canonical) === true || named?.has(name) === true ||
+      canonical.startsWith('x-forwarded-') || canonical === trusted) continue
+    if (canonical === 'tracestate' && !values.traceContinued) continue
     headers[name] = value
   }
   headers['x-user-id'] = values.userId

@@ -24,6 +24,7 @@ import { createRedisProbe } from './probes/redis.js'
 import { createUpstreamProbe } from './probes/upstream.js'
 import { buildServer } from './server.js'
 import { Drain, handleSignals, shutdown, type Closer } from './shutdown.js'
+import { createUpstreamGate } from './upstream-gate.js'
 
 /** Idle pooled sockets to upstream-ai are closed after this (below Node's 5 s server default, so we close first). */
 const UPSTREAM_IDLE_SOCKET_MS = 4000
@@ -60,7 +61,9 @@ async function main (): Promise<void> {
   // The cache's own upstream calls (it reads whole answers to store them): a keep-alive undici pool.
   const upstreamPool = new Pool(config.upstreamUrl.origin, { connections: config.upstreamMaxSockets, keepAliveTimeout: UPSTREAM_IDLE_SOCKET_MS })
   // The shared Redis client, the rate limiter and the cache; `edge.state()` and `edge.redis` are for health and metrics.
-  const edge = createEdgeServices({ config, logger, upstream: upstreamPool, now })
+  // One cap on upstream calls in flight for both paths (proxy and the cache's own calls).
+  const upstreamGate = createUpstreamGate(config.maxConcurrentUpstream)
+  const edge = createEdgeServices({ config, logger, upstream: upstreamPool, upstreamGate, now })
 
   const drain = new Drain()
 
@@ -98,6 +101,8 @@ async function main (): Promise<void> {
       agent,
       engineTimeoutMs: config.engineTimeoutSeconds * 1000,
       streamIdleTimeoutMs: config.streamIdleTimeoutSeconds * 1000,
+      ssePingMs: config.ssePingSeconds * 1000,
+      gate: upstreamGate,
       trustedUserHeader: config.trustedUserHeader,
       now
     })

@@ -6,13 +6,21 @@
  * immediately), no per-command retries, no replay of unanswered commands after
  * a reconnect (a replayed rate-limit script would count a request twice), and
  * reconnection forever with a capped backoff.
+ *
+ * The same contract holds for a Redis Cluster (REDIS_CLUSTER_NODES,
+ * createRedisClusterClient): every key the gateway writes lives in one slot,
+ * so each command goes to one shard; probes (keysOnEveryShard, pingEveryShard)
+ * reach every master, so a dead shard is not hidden by the live ones.
  */
 import { once } from 'node:events'
-import { Redis } from 'ioredis'
+import { Cluster, Redis } from 'ioredis'
 import { integer, url, type SettingsTable } from '../../common/src/config.js'
 import type { Logger } from '../../common/src/logger.js'
 
-export type { Redis } from 'ioredis'
+export type { Cluster, Redis } from 'ioredis'
+
+/** What the limiter and the cache talk to: one Redis (REDIS_URL) or a Redis Cluster (REDIS_CLUSTER_NODES). */
+export type RedisClient = Redis | Cluster
 
 /** Settings the gateway's config table can spread in (`...REDIS_SETTINGS`). */
 export const REDIS_SETTINGS = {
@@ -23,6 +31,14 @@ export const REDIS_SETTINGS = {
     // It may carry a password: a problem with it never quotes the value.
     sensitive: true,
     description: 'Redis for the rate limiter and the cache (`redis://` or `rediss://`); unset: in-memory stores, per instance.'
+  },
+  redisClusterNodes: {
+    env: 'REDIS_CLUSTER_NODES',
+    default: undefined,
+    parse: clusterNodes,
+    // Its URLs may carry a password: a problem with it never quotes the value.
+    sensitive: true,
+    description: 'Seed nodes of a Redis Cluster for the rate limiter and the cache (`host:port,…`, or `redis://[user:password@]host:port,…`, `rediss://` for TLS); instead of REDIS_URL, never with it.'
   },
   redisTimeoutMs: {
     env: 'AI_ENGINE_REDIS_TIMEOUT_MS',
@@ -111,26 +127,238 @@ export function createRedisClient (options: RedisClientOptions): Redis {
   return client
 }
 
+/** The nodes of REDIS_CLUSTER_NODES, and the credentials and transport they share. */
+export interface RedisClusterTarget {
+  /** Seed nodes; the client learns the others (and who owns which slot) from them. */
+  readonly nodes: ReadonlyArray<{ readonly host: string; readonly port: number }>
+  readonly username?: string | undefined
+  readonly password?: string | undefined
+  /** True for `rediss://` nodes. */
+  readonly tls: boolean
+}
+
+/**
+ * Parses REDIS_CLUSTER_NODES: comma-separated `host:port` (port 6379 when
+ * omitted, `[::1]:7000` for IPv6) or `redis://[user:password@]host:port` /
+ * `rediss://…` items. Credentials and scheme are those of the URL items,
+ * which must agree; plain items share them. Problems name the item by its
+ * position, never its text (it may hold a password).
+ */
+export function clusterNodes (raw: string): RedisClusterTarget {
+  const items = raw.split(',').map((item) => item.trim()).filter((item) => item !== '')
+  if (items.length === 0) throw new Error('expected at least one host:port')
+  const nodes: Array<{ host: string; port: number }> = []
+  let credentials: { username: string; password: string; tls: boolean } | undefined
+  items.forEach((item, index) => {
+    const where = `node ${index + 1}`
+    const isUrl = /^[a-z][a-z0-9+.-]*:\/\//i.test(item)
+    let parsed: URL
+    try {
+      parsed = new URL(isUrl ? item : `redis://${item}`)
+    } catch {
+      throw new Error(`${where}: expected host:port or redis://[user:password@]host:port`)
+    }
+    if (parsed.protocol !== 'redis:' && parsed.protocol !== 'rediss:') throw new Error(`${where}: expected a redis:// or rediss:// URL`)
+    if (parsed.hostname === '') throw new Error(`${where}: no host`)
+    if (!['', '/', '/0'].includes(parsed.pathname) || parsed.search !== '' || parsed.hash !== '') {
+      throw new Error(`${where}: a cluster has database 0 only, and no options in the URL`)
+    }
+    if (isUrl) {
+      const these = { username: decode(parsed.username), password: decode(parsed.password), tls: parsed.protocol === 'rediss:' }
+      if (credentials !== undefined && (credentials.username !== these.username || credentials.password !== these.password || credentials.tls !== these.tls)) {
+        throw new Error(`${where}: every node URL must carry the same credentials and scheme`)
+      }
+      credentials = these
+    }
+    nodes.push({ host: parsed.hostname.replace(/^\[(.*)\]$/, '$1'), port: parsed.port === '' ? 6379 : Number(parsed.port) })
+  })
+  return Object.freeze({
+    nodes: Object.freeze(nodes.map((node) => Object.freeze(node))),
+    username: credentials?.username === '' ? undefined : credentials?.username,
+    password: credentials?.password === '' ? undefined : credentials?.password,
+    tls: credentials?.tls ?? false
+  })
+}
+
+function decode (text: string): string {
+  try { return decodeURIComponent(text) } catch { return text }
+}
+
+/** `host:port,…` without credentials, fit for a log line. */
+export function describeClusterTarget (target: RedisClusterTarget): string {
+  return `${target.tls ? 'rediss' : 'redis'} cluster ${target.nodes.map(({ host, port }) => `${host.includes(':') ? `[${host}]` : host}:${port}`).join(',')}`
+}
+
+export interface RedisClusterClientOptions extends Omit<RedisClientOptions, 'url'> {
+  target: RedisClusterTarget
+}
+
+/**
+ * A Redis Cluster client with the same hot-path contract as createRedisClient:
+ * no offline queue (a command whose node is not connected fails at once), the
+ * command timeout on every node, no retries and no replays. ioredis's own
+ * cluster retries are turned off where they would replay a command that may
+ * have run (`retryDelayOnFailover`, `retryDelayOnClusterDown`: a rate-limit
+ * script must never count twice); a MOVED redirection is still followed (the
+ * command did not run on the node that answered it). Node losses are logged
+ * as one warning per node and minute; the rest are debug lines.
+ */
+export function createRedisClusterClient (options: RedisClusterClientOptions): Cluster {
+  const { logger, target } = options
+  const described = describeClusterTarget(target)
+  const secrets = target.password === undefined ? [] : [target.password, encodeURIComponent(target.password)]
+  const scrub = (message: string): string => secrets.reduce((text, secret) => text.split(secret).join('***'), message)
+  const maxDelay = options.maxReconnectDelayMs ?? 2000
+  const connectTimeout = options.connectTimeoutMs ?? 1000
+
+  const client = new Cluster(target.nodes.map(({ host, port }) => ({ host, port })), {
+    enableOfflineQueue: false,
+    enableReadyCheck: true,
+    scaleReads: 'master',
+    maxRedirections: 6,
+    retryDelayOnFailover: 0,
+    retryDelayOnClusterDown: 0,
+    slotsRefreshTimeout: connectTimeout,
+    // Picks up a promoted replica even when no command meets a MOVED.
+    slotsRefreshInterval: 5000,
+    clusterRetryStrategy: (attempt) => reconnectDelay(attempt, maxDelay),
+    redisOptions: {
+      commandTimeout: options.commandTimeoutMs ?? 100,
+      connectTimeout,
+      maxRetriesPerRequest: 0,
+      autoResendUnfulfilledCommands: false,
+      connectionName: options.connectionName ?? 'ai-gateway',
+      ...(target.username === undefined ? {} : { username: target.username }),
+      ...(target.password === undefined ? {} : { password: target.password }),
+      ...(target.tls ? { tls: {} } : {})
+    }
+  })
+
+  let everReady = false
+  let warned = false
+  client.on('reconnecting', () => {
+    if (everReady && !warned) {
+      warned = true
+      logger.warn({ redis: described }, 'redis connection lost')
+    }
+  })
+  client.on('error', (error: Error) => {
+    const fields = { redis: described, error: scrub(error.message) }
+    if (warned) {
+      logger.debug(fields, 'redis connection error')
+    } else {
+      warned = true
+      logger.warn(fields, 'redis connection error')
+    }
+  })
+  // One node down while the others serve: the cluster stays `ready`.
+  const nodeWarnedAt = new Map<string, number>()
+  client.on('node error', (error: Error, address: string) => {
+    const fields = { redis: described, node: String(address), error: scrub(error.message) }
+    const last = nodeWarnedAt.get(String(address))
+    if (last === undefined || Date.now() - last > 60_000) {
+      nodeWarnedAt.set(String(address), Date.now())
+      logger.warn(fields, 'redis cluster node error')
+    } else {
+      logger.debug(fields, 'redis cluster node error')
+    }
+  })
+  client.on('ready', () => {
+    logger.info({ redis: described }, everReady ? 'redis connection restored' : 'redis connected')
+    everReady = true
+    warned = false
+  })
+  return client
+}
+
 /** True when commands can be sent now (connected and past the ready check). */
-export function isRedisReady (client: Redis): boolean {
+export function isRedisReady (client: RedisClient): boolean {
   return client.status === 'ready'
 }
 
 /**
- * PING within `timeoutMs`; false on any failure. Never waits longer than
- * `timeoutMs`, whatever the client's own settings.
+ * The key slot of `key` in a Redis Cluster: CRC16 (XMODEM) of its hash tag
+ * (the text between the first `{` and the next `}`, when not empty) or of the
+ * whole key, modulo 16384.
  */
-export async function pingRedis (client: Redis, timeoutMs: number): Promise<boolean> {
+export function clusterKeySlot (key: string): number {
+  const open = key.indexOf('{')
+  let hashed = key
+  if (open !== -1) {
+    const close = key.indexOf('}', open + 1)
+    if (close > open + 1) hashed = key.slice(open + 1, close)
+  }
+  let crc = 0
+  for (const byte of Buffer.from(hashed, 'utf8')) {
+    crc ^= byte << 8
+    for (let bit = 0; bit < 8; bit++) crc = (crc & 0x8000) !== 0 ? ((crc << 1) ^ 0x1021) & 0xffff : (crc << 1) & 0xffff
+  }
+  return crc % 16384
+}
+
+/** For each of the 16384 slots, a small number n such that `{n}` hashes to it; built once, when first needed. */
+let tagsBySlot: Int32Array | undefined
+function tagForSlot (slot: number): number {
+  if (tagsBySlot === undefined) {
+    const table = new Int32Array(16384).fill(-1)
+    let missing = 16384
+    for (let n = 0; missing > 0; n++) {
+      const hashed = clusterKeySlot(`{${n}}`)
+      if (table[hashed] === -1) { table[hashed] = n; missing-- }
+    }
+    tagsBySlot = table
+  }
+  return tagsBySlot[slot]!
+}
+
+/**
+ * Keys that reach every server: `[base]` for one Redis; for a Cluster, one
+ * `<base>:{<n>}` per master in the client's slot map, each in a slot that
+ * master serves. Probing each of them proves every shard answers, not just
+ * whichever node a keyless command lands on. Empty when the client knows no
+ * slots yet.
+ */
+export function keysOnEveryShard (client: RedisClient, base: string): string[] {
+  if (!(client instanceof Cluster)) return [base]
+  const firstSlotOf = new Map<string, number>()
+  client.slots.forEach((nodes, slot) => {
+    const master = nodes?.[0]
+    if (master !== undefined && !firstSlotOf.has(master)) firstSlotOf.set(master, slot)
+  })
+  return [...firstSlotOf.values()].map((slot) => `${base}:{${tagForSlot(slot)}}`)
+}
+
+/**
+ * Resolves when the server (one Redis: PING) or every shard (a Cluster:
+ * EXISTS on a key each master serves) answers; rejects otherwise.
+ */
+export async function pingEveryShard (client: RedisClient): Promise<void> {
+  if (!(client instanceof Cluster)) {
+    const reply = await client.ping()
+    if (reply !== 'PONG') throw new Error(`unexpected PING reply ${JSON.stringify(reply)}`)
+    return
+  }
+  const keys = keysOnEveryShard(client, 'ai_gateway:ping')
+  if (keys.length === 0) throw new Error('no slot map yet')
+  await Promise.all(keys.map(async (key) => await client.exists(key)))
+}
+
+/**
+ * PING (every shard of a Cluster) within `timeoutMs`; false on any failure.
+ * Never waits longer than `timeoutMs`, whatever the client's own settings.
+ */
+export async function pingRedis (client: RedisClient, timeoutMs: number): Promise<boolean> {
   if (!isRedisReady(client)) return false
   try {
-    return (await withDeadline(client.ping(), timeoutMs)) === 'PONG'
+    await withDeadline(pingEveryShard(client), timeoutMs)
+    return true
   } catch {
     return false
   }
 }
 
 /** QUIT within `timeoutMs`, then drops the connection and stops reconnecting, whatever happened. */
-export async function closeRedisClient (client: Redis, timeoutMs = 1000): Promise<void> {
+export async function closeRedisClient (client: RedisClient, timeoutMs = 1000): Promise<void> {
   if (client.status === 'end') return
   const ended = once(client, 'end')
   try {

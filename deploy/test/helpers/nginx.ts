@@ -5,7 +5,10 @@
  * `nginxSubstitutions` only (the same table heads nginx.conf): addresses of
  * the backends, the listen port, and paths into a temp folder. Each must
  * match exactly as often as expected, so a change to the shipped file that
- * would let the test run something else fails here instead. The static
+ * would let the test run something else fails here instead. A test may
+ * name more gateways (the scale-out of docs/deploy-vps.md, on the same
+ * line) and add its own substitutions (`overrides`, e.g. a shorter read
+ * timeout), held to the same exact-count rule and stated in that test. The static
  * root is a copy of the shipped nginx/html in that folder, so that nginx's
  * workers (`nobody`) can read it wherever the repository was cloned.
  */
@@ -25,6 +28,10 @@ export const SHIPPED_TLS_PROXY_ADDRESS = '172.30.80.10'
 export interface NginxTargets {
   /** host:port of the gateway. */
   gateway: string
+  /** host:port of more gateway replicas, listed after the first in `upstream gateway`. @default [] */
+  moreGateways?: string[]
+  /** Substitutions of the test's own, applied after the standard table. @default [] */
+  overrides?: Substitution[]
   /** host:port of the app's api (a stub in tests). */
   api: string
   /** The address nginx trusts for X-Forwarded-For/-Proto (Caddy's); default 127.0.0.1. */
@@ -36,7 +43,7 @@ export interface NginxTargets {
   runAs?: { uid: number; gid: number }
 }
 
-interface Substitution { from: string; to: string; times: number }
+export interface Substitution { from: string; to: string; times: number }
 
 /** The only differences between the shipped nginx.conf and the one a test runs. */
 export function nginxSubstitutions (dir: string, port: number, targets: NginxTargets): Substitution[] {
@@ -51,7 +58,8 @@ export function nginxSubstitutions (dir: string, port: number, targets: NginxTar
     { from: '/var/log/web/', to: `${join(dir, 'logs')}/`, times: 2 },
     { from: '/usr/share/nginx/html', to: join(dir, 'html'), times: 1 },
     { from: 'listen 80;', to: `listen 127.0.0.1:${port};`, times: 1 },
-    { from: 'server gateway:8080;', to: `server ${targets.gateway};`, times: 1 },
+    // More replicas go on the same line: the test copy keeps the shipped file's line numbers.
+    { from: 'server gateway:8080;', to: [targets.gateway, ...(targets.moreGateways ?? [])].map((address) => `server ${address};`).join(' '), times: 1 },
     { from: 'server api:8000;', to: `server ${targets.api};`, times: 1 },
     { from: SHIPPED_TLS_PROXY_ADDRESS, to: targets.trustedProxy ?? '127.0.0.1', times: 2 }
   ]
@@ -83,6 +91,8 @@ export interface NginxInstance {
   accessLog: () => Array<Record<string, unknown>>
   /** Lines of the access log the image sends to stdout (`docker compose logs web`), parsed. */
   stdoutLog: () => Array<Record<string, unknown>>
+  /** Everything nginx wrote as errors: the web-logs volume's error.log, stderr (`docker compose logs web`) and the start-up log. */
+  errorLog: () => string
 }
 
 /** A temp folder nginx's workers (nobody, when the test runs as root) can enter, owned by `runAs` if given. */
@@ -107,7 +117,7 @@ function nginxCommand (runAs: NginxTargets['runAs'], args: string[]): [string, s
 
 export function writeTestConf (dir: string, port: number, targets: NginxTargets): string {
   const confPath = join(dir, 'nginx.conf')
-  writeFileSync(confPath, deriveNginxConf(readFileSync(SHIPPED_NGINX_CONF, 'utf8'), nginxSubstitutions(dir, port, targets)))
+  writeFileSync(confPath, deriveNginxConf(readFileSync(SHIPPED_NGINX_CONF, 'utf8'), [...nginxSubstitutions(dir, port, targets), ...(targets.overrides ?? [])]))
   return confPath
 }
 
@@ -155,7 +165,8 @@ export async function startNginx (t: Teardown, targets: NginxTargets): Promise<N
         confPath,
         process: running,
         accessLog: () => jsonLines(join(dir, 'logs', 'access.json')),
-        stdoutLog: () => jsonLines(join(dir, 'stdout', 'access.log'))
+        stdoutLog: () => jsonLines(join(dir, 'stdout', 'access.log')),
+        errorLog: () => [readFileSafe(join(dir, 'logs', 'error.log')), ...running.stderr, readFileSafe(join(dir, 'logs', 'startup-error.log'))].join('\n')
       }
     }
     const said = [...running.stderr, readFileSafe(join(dir, 'logs', 'startup-error.log'))].join('\n')

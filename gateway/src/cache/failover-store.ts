@@ -31,6 +31,13 @@ export interface FailoverStoreOptions {
   /** @default Date.now */
   clock?: Clock
   logger: CacheLogger
+  /**
+   * True when another user of the same Redis (the rate limiter) has just found
+   * it unavailable: the store then switches to memory without paying its own
+   * timeout first, so a request that met a frozen Redis in the limiter does
+   * not wait for it a second time here. @default undefined (never)
+   */
+  redisKnownDown?: (() => boolean) | undefined
 }
 
 export interface FailoverStore extends CacheStore {
@@ -88,7 +95,8 @@ export function createFailoverStore (options: FailoverStoreOptions): FailoverSto
     probing = true
     lastProbeAtMs = clock()
     bounded(async () => { await primary.ping() }).then(() => {
-      if (mode === 'memory') {
+      // Not while the limiter still finds Redis unavailable: the next request would switch straight back.
+      if (mode === 'memory' && options.redisKnownDown?.() !== true) {
         mode = 'redis'
         fallback.clear()
         logger.info({ event: 'cache_redis_back' }, 'Redis is back: the cache uses Redis again')
@@ -99,6 +107,7 @@ export function createFailoverStore (options: FailoverStoreOptions): FailoverSto
   return {
     get mode () { return mode },
     async get (key: string): Promise<CacheEntry | undefined> {
+      if (mode === 'redis' && options.redisKnownDown?.() === true) toMemory(new Error('the rate limiter found Redis unavailable'))
       if (mode === 'redis') {
         try {
           return await bounded(() => primary.get(key))
@@ -113,6 +122,7 @@ export function createFailoverStore (options: FailoverStoreOptions): FailoverSto
     async set (key: string, entry: CacheEntry, ttlSeconds: number): Promise<SetOutcome> {
       // A bad ttl is a wiring bug, not a Redis fault: let it surface.
       assertTtlSeconds(ttlSeconds)
+      if (mode === 'redis' && options.redisKnownDown?.() === true) toMemory(new Error('the rate limiter found Redis unavailable'))
       if (mode === 'redis') {
         try {
           return await bounded(() => primary.set(key, entry, ttlSeconds))

@@ -5,19 +5,19 @@
  * failover-store.ts turns them into the in-memory fallback. A read that
  * Redis answers with an error about the key itself is a miss. The client is injected and owned by the caller.
  */
-import type { Redis } from 'ioredis'
+import { pingEveryShard, type RedisClient } from '../redis.js'
 import { CACHE_DEFAULTS } from './options.js'
 import { assertTtlSeconds, decodeEntry, encodeEntry, type CacheStore } from './store.js'
 
 export interface RedisStoreOptions {
-  /** A connected client, created with the hot-path options (no offline queue, a command timeout). */
-  redis: Redis
+  /** A connected client (one Redis or a Cluster), created with the hot-path options (no offline queue, a command timeout). */
+  redis: RedisClient
   /** Entries whose wire form is larger are not stored. @default 262144 (256 KiB) */
   maxEntryBytes?: number
 }
 
 export interface RedisStore extends CacheStore {
-  /** Resolves when Redis answers PING; the failover store's recovery probe. */
+  /** Resolves when Redis answers PING (on a Cluster, when every master answers); the failover store's recovery probe. */
   ping: () => Promise<void>
 }
 
@@ -45,7 +45,7 @@ export function createRedisStore (options: RedisStoreOptions): RedisStore {
       return 'stored'
     },
     async ping () {
-      await redis.ping()
+      await pingEveryShard(redis)
     }
   }
 }

@@ -14,7 +14,9 @@
  * non-streaming POST over an injected undici dispatcher (keep-alive pool),
  * with the proxy's outgoing headers (upstreamRequestHeaders), the proxy's
  * deadline (AI_ENGINE_TIMEOUT_SECONDS → 504 UPSTREAM_TIMEOUT) and its
- * failure answer (refused or reset → 502 UPSTREAM_UNAVAILABLE). The answer is
+ * failure answer (refused or reset → 502 UPSTREAM_UNAVAILABLE; a call reset
+ * before any byte of an answer, which upstream-ai never read, is sent once
+ * more: the keep-alive race, docs/reliability.md row 11). The answer is
  * read up to a bound, never unbounded. An upstream error is passed on as it
  * came (status, headers, body) and stored for nobody.
  *
@@ -36,6 +38,7 @@ import type { CacheKeyFunction } from '../cache/key.js'
 import { cacheability } from '../cache/policy.js'
 import { isGenerateAnswer, type CacheEntry, type CacheStore } from '../cache/store.js'
 import { clientResponseHeaders, upstreamRequestHeaders } from '../headers.js'
+import { enterUpstream, type UpstreamGate } from '../upstream-gate.js'
 import { ClientGoneError } from '../../../common/src/http.js'
 import type { NamedStage } from './stage.js'
 import { totalTokensOf } from './usage.js'
@@ -62,6 +65,8 @@ export interface CacheStageOptions {
   engineTimeoutMs: number
   /** Consumed by identity when set; not forwarded. @default undefined */
   trustedUserHeader?: string | undefined
+  /** The cap on concurrent upstream calls, shared with the proxy stage (AI_GATEWAY_MAX_CONCURRENT_UPSTREAM). @default undefined (no cap) */
+  gate?: UpstreamGate | undefined
   /** Monotonic clock, in ms (ctx.upstream times). */
   now: () => number
   /** Wall clock, ms since the epoch: when an entry was stored, its `Age`. @default Date.now */
@@ -98,6 +103,19 @@ function unavailable (cause: unknown): ApiError {
 }
 
 const UNDICI_TIMEOUTS: ReadonlySet<unknown> = new Set(['UND_ERR_HEADERS_TIMEOUT', 'UND_ERR_BODY_TIMEOUT'])
+
+/**
+ * The request failed before any byte of an answer in a way that proves
+ * upstream-ai never read it whole: a reset (its socket closed with our bytes
+ * unread) or a broken pipe, or a close on a connection that had served
+ * earlier answers (an idle keep-alive connection it was closing as ours went
+ * out). Sending such a request again, once, duplicates nothing.
+ */
+function unreadByUpstream (error: unknown): boolean {
+  const { code, socket } = error as { code?: unknown; socket?: { bytesRead?: unknown } }
+  if (code === 'ECONNRESET' || code === 'EPIPE') return true
+  return code === 'UND_ERR_SOCKET' && typeof socket?.bytesRead === 'number' && socket.bytesRead > 0
+}
 
 function isPlainObject (value: unknown): value is Record<string, unknown> {
   return value !== null && typeof value === 'object' && !Array.isArray(value)
@@ -184,10 +202,12 @@ export function createCacheStage (options: CacheStageOptions): NamedStage {
   const fetchAndStore = async (
     key: string, path: string, headers: Record<string, string | string[]>, body: Buffer, signal: AbortSignal
   ): Promise<UpstreamAnswer> => {
+    // One slot per shared call (collapsed requests take none), or 503 UPSTREAM_OVERLOADED for all its waiters.
+    const release = enterUpstream(options.gate)
     const deadline = new AbortController()
     const timer = setTimeout(() => { deadline.abort(timeoutError()) }, engineTimeoutMs)
     try {
-      const response = await dispatcher.request({
+      const send = async (): Promise<Dispatcher.ResponseData> => await dispatcher.request({
         origin,
         path,
         method: 'POST',
@@ -198,6 +218,14 @@ export function createCacheStage (options: CacheStageOptions): NamedStage {
         headersTimeout: engineTimeoutMs + 1000,
         bodyTimeout: engineTimeoutMs + 1000
       })
+      let response: Dispatcher.ResponseData
+      try {
+        response = await send()
+      } catch (error) {
+        // The keep-alive race (a pooled connection closed by upstream-ai as the request went out): once more.
+        if (!unreadByUpstream(error) || signal.aborted || deadline.signal.aborted) throw error
+        response = await send()
+      }
       const bytes = await readBounded(response.body, maxAnswerBytes)
       const status = response.statusCode
       const forClient = clientResponseHeaders(response.headers as Parameters<typeof clientResponseHeaders>[0])
@@ -221,6 +249,7 @@ export function createCacheStage (options: CacheStageOptions): NamedStage {
       throw unavailable(error)
     } finally {
       clearTimeout(timer)
+      release()
     }
   }
 

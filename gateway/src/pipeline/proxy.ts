@@ -25,6 +25,7 @@ import { ApiError } from '../../../common/src/errors.js'
 import { formatTraceparent } from '../../../common/src/request-context.js'
 import type { RequestContext } from '../context.js'
 import { clientResponseHeaders, upstreamRequestHeaders } from '../headers.js'
+import { enterUpstream, type UpstreamGate } from '../upstream-gate.js'
 import { EVENT_STREAM, EventSplitter } from './sse.js'
 import type { NamedStage } from './stage.js'
 import { createUsageTap } from './usage.js'
@@ -38,6 +39,10 @@ export interface ProxyOptions {
   engineTimeoutMs: number
   /** Longest silence on a stream, in ms. @default 60000 */
   streamIdleTimeoutMs: number
+  /** While a stream's upstream is silent, an SSE comment (`: ping`) goes to the client every this many ms; 0: never. @default 0 */
+  ssePingMs?: number
+  /** The cap on concurrent upstream calls (AI_GATEWAY_MAX_CONCURRENT_UPSTREAM). @default undefined (no cap) */
+  gate?: UpstreamGate | undefined
   /** Consumed by identity when set; not forwarded. */
   trustedUserHeader?: string | undefined
   /** Monotonic clock, in ms. */
@@ -46,6 +51,9 @@ export interface ProxyOptions {
 
 /** Upper bound on an upstream error body kept to read its `error.type` for the log. */
 const MAX_ERROR_BODY_BYTES = 64 * 1024
+
+/** An SSE comment: every client ignores it; it only keeps proxies' read timers from firing. */
+const PING = ': ping\n\n'
 
 function unavailable (cause?: unknown): ApiError {
   const code = (cause as { code?: unknown } | undefined)?.code
@@ -68,8 +76,12 @@ class UpstreamExchange {
   #proxyReq: ClientRequest | undefined
   #proxyRes: IncomingMessage | undefined
   #timer: NodeJS.Timeout | undefined
+  /** Runs while a stream is relayed; refreshed by every write to the client. */
+  #pingTimer: NodeJS.Timeout | undefined
   #settled = false
   #timedOut = false
+  /** The call was sent a second time (the keep-alive race, see retryable). */
+  #retried = false
   #splitter: EventSplitter | undefined
 
   constructor (ctx: RequestContext, res: ServerResponse, options: ProxyOptions, resolve: () => void, reject: (error: ApiError) => void) {
@@ -111,6 +123,7 @@ class UpstreamExchange {
       delete headers['content-length']
       this.#splitter = new EventSplitter()
       this.#restartTimer(this.#options.streamIdleTimeoutMs)
+      if ((this.#options.ssePingMs ?? 0) > 0) this.#pingTimer = setTimeout(this.#onPing, this.#options.ssePingMs)
     } else if (expectedStream) {
       // A chat call expected to stream answered with one body: it gets the non-streaming deadline from now.
       this.#restartTimer(this.#options.engineTimeoutMs)
@@ -130,10 +143,14 @@ class UpstreamExchange {
       }
       let out: Buffer | undefined = chunk
       if (this.#splitter !== undefined) {
-        this.#timer?.refresh()
         out = this.#splitter.push(chunk)
+        // Silence is the lack of whole events: an upstream dripping the bytes of one that never ends is silent too.
+        if (out !== undefined) this.#timer?.refresh()
       }
-      if (out !== undefined) usage.push(out)
+      if (out !== undefined) {
+        usage.push(out)
+        this.#pingTimer?.refresh()
+      }
       if (out !== undefined && !res.write(out)) {
         // Backpressure: a slow client slows the upstream read, nothing piles up here.
         proxyRes.pause()
@@ -156,8 +173,26 @@ class UpstreamExchange {
     // 'close' without 'end': upstream-ai died mid-answer (the 'error' that may precede it says the same).
     proxyRes.once('error', () => {})
     proxyRes.once('close', () => {
-      if (!proxyRes.complete) this.#failAfterHeaders(new ApiError('UPSTREAM_UNAVAILABLE', 'The AI service closed its answer before it was complete.'))
+      // Settled already when the gateway itself destroyed it (client gone, timeout): no error to build (a stack each, 1 000 at a time).
+      if (!proxyRes.complete && !this.#settled) this.#failAfterHeaders(new ApiError('UPSTREAM_UNAVAILABLE', 'The AI service closed its answer before it was complete.'))
     })
+  }
+
+  /**
+   * The keep-alive race: upstream-ai closed an idle pooled connection just as
+   * this request was written on it, so the request got a reset (or a close)
+   * before any byte of an answer. The upstream closed it with the request
+   * unread, so sending it again, once, duplicates nothing (Node's own advice
+   * for `request.reusedSocket`). Only on a reused connection: on a fresh one
+   * a reset may come from a crash after the request was read.
+   */
+  retryable (error: unknown): boolean {
+    if (this.#retried || this.#settled || this.#timedOut || this.#proxyRes !== undefined || this.#res.destroyed) return false
+    if (this.#proxyReq?.reusedSocket !== true) return false
+    const code = (error as { code?: unknown } | undefined)?.code
+    if (code !== 'ECONNRESET' && code !== 'EPIPE') return false
+    this.#retried = true
+    return true
   }
 
   /**
@@ -184,6 +219,17 @@ class UpstreamExchange {
       return
     }
     this.#settle(timeoutError(this.#ctx.stream))
+  }
+
+  /**
+   * The client has had nothing for a ping period: send a comment. Only between
+   * whole events (the splitter holds partial ones back), and without touching
+   * the idle timer, which measures upstream silence alone.
+   */
+  readonly #onPing = (): void => {
+    if (this.#settled || this.#res.writableEnded || this.#res.destroyed) return
+    if (this.#splitter?.midEvent !== true) this.#res.write(PING)
+    this.#pingTimer?.refresh()
   }
 
   readonly #onClientClose = (): void => {
@@ -226,6 +272,7 @@ class UpstreamExchange {
     if (this.#settled) return
     this.#settled = true
     clearTimeout(this.#timer)
+    clearTimeout(this.#pingTimer)
     this.#ctx.upstream.endedAt = this.#options.now()
     this.#ctx.abort = undefined
     this.#res.off('close', this.#onClientClose)
@@ -286,11 +333,23 @@ export function createProxyStage (options: ProxyOptions): NamedStage {
         trustedUserHeader: options.trustedUserHeader
       }) as IncomingMessage['headers']
       req.url = ctx.route
-      await new Promise<void>((resolve, reject) => {
-        const exchange = new UpstreamExchange(ctx, res, options, resolve, reject)
-        exchanges.set(req, exchange)
-        proxy.web(req, res, { buffer: Readable.from([body.raw]) }, (error) => { exchange.onError(error) })
-      })
+      // A slot for the life of the exchange, or 503 UPSTREAM_OVERLOADED at once (upstream-gate.ts).
+      const release = enterUpstream(options.gate)
+      try {
+        await new Promise<void>((resolve, reject) => {
+          const exchange = new UpstreamExchange(ctx, res, options, resolve, reject)
+          exchanges.set(req, exchange)
+          const forward = (): void => {
+            proxy.web(req, res, { buffer: Readable.from([body.raw]) }, (error) => {
+              if (exchange.retryable(error)) forward()
+              else exchange.onError(error)
+            })
+          }
+          forward()
+        })
+      } finally {
+        release()
+      }
       return 'done'
     }
   }

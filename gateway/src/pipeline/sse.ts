@@ -30,6 +30,11 @@ export class EventSplitter {
   /** A partial event was passed on (it outgrew MAX_HELD_BYTES): the client is mid-event. */
   #midEvent = false
 
+  /** The client has part of an event (one that outgrew MAX_HELD_BYTES): nothing else may be written until it ends. */
+  get midEvent (): boolean {
+    return this.#midEvent
+  }
+
   /** The bytes that can go to the client now, if any. */
   push (chunk: Buffer): Buffer | undefined {
     const data = this.#held === undefined ? chunk : Buffer.concat([this.#held, chunk])

@@ -19,9 +19,8 @@
  * counted); `closed` answers RateLimitUnavailable (the pipeline's 503
  * RATE_LIMITER_UNAVAILABLE).
  */
-import type { Redis } from 'ioredis'
 import type { Logger } from '../../../common/src/logger.js'
-import { isRedisReady, withDeadline } from '../redis.js'
+import { isRedisReady, withDeadline, type RedisClient } from '../redis.js'
 import {
   assertLimitOptions, monotonicClock, RATE_LIMIT_DEFAULTS,
   type Clock, type FailureMode, type GatewayRateLimiter, type RateLimiter, type RateLimitOutcome, type RateLimitResult
@@ -30,8 +29,8 @@ import { createMemoryLimiter } from './memory-limiter.js'
 import { createRedisLimiter, type RedisLimiter } from './redis-limiter.js'
 
 export interface FailoverLimiterOptions {
-  /** The shared client (createRedisClient in ../redis.ts); used for the limiter and the probe. */
-  redis: Redis
+  /** The shared client (createRedisClient or createRedisClusterClient in ../redis.ts); used for the limiter and the probe. */
+  redis: RedisClient
   /** Requests allowed per window (AI_ENGINE_RATE_LIMIT_PER_MIN; the gateway's default is 30). */
   limit: number
   /** Window length in milliseconds (AI_ENGINE_RATE_LIMIT_WINDOW_SECONDS × 1000; the gateway's default is 60000). */

@@ -2,7 +2,7 @@
  * The rate limiter's public face: createRateLimiter picks the implementation
  * from the configuration; everything the pipeline needs is re-exported here.
  */
-import type { Redis } from 'ioredis'
+import type { RedisClient } from '../redis.js'
 import type { Logger } from '../../../common/src/logger.js'
 import { createFailoverLimiter } from './failover-limiter.js'
 import { assertLimitOptions, RATE_LIMIT_DEFAULTS, type Clock, type FailureMode, type GatewayRateLimiter, type RateLimitResult } from './limiter.js'
@@ -25,8 +25,8 @@ export interface RateLimiterOptions {
   limit?: number
   /** AI_ENGINE_RATE_LIMIT_WINDOW_SECONDS × 1000. @default 60000 */
   windowMs?: number
-  /** The shared client when REDIS_URL is set; absent: the in-memory limiter alone. @default undefined */
-  redis?: Redis
+  /** The shared client when REDIS_URL (or REDIS_CLUSTER_NODES) is set; absent: the in-memory limiter alone. @default undefined */
+  redis?: RedisClient
   /** AI_ENGINE_RATE_LIMIT_FAILURE_MODE. @default 'memory' */
   failureMode?: FailureMode
   /** AI_ENGINE_REDIS_TIMEOUT_MS. @default 100 */

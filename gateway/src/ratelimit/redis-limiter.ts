@@ -4,14 +4,14 @@
  * failover to a fresh replica). Shared by every gateway replica, so the limit
  * holds across replicas.
  */
-import type { Redis } from 'ioredis'
+import { keysOnEveryShard, type RedisClient } from '../redis.js'
 import { RATE_LIMIT_KEY_PREFIX, rateLimitKey } from './keys.js'
 import { assertLimitOptions, type RateLimiter, type RateLimitResult } from './limiter.js'
 import { SLIDING_WINDOW_COMMAND, SLIDING_WINDOW_SCRIPT } from './scripts.js'
 
 export interface RedisLimiterOptions {
-  /** The shared client (createRedisClient in ../redis.ts). */
-  redis: Redis
+  /** The shared client (createRedisClient or createRedisClusterClient in ../redis.ts). */
+  redis: RedisClient
   /** Requests allowed per window (AI_ENGINE_RATE_LIMIT_PER_MIN; the gateway's default is 30). */
   limit: number
   /** Window length in milliseconds (AI_ENGINE_RATE_LIMIT_WINDOW_SECONDS × 1000; the gateway's default is 60000). */
@@ -20,14 +20,20 @@ export interface RedisLimiterOptions {
 
 export interface RedisLimiter extends RateLimiter {
   /**
-   * Runs the script once on PROBE_KEY; resolves when Redis answered it, rejects
-   * otherwise. Unlike PING this proves the whole path works: EVALSHA, the
-   * script, and a write (a Redis over maxmemory answers PING but refuses ZADD).
+   * Runs the script once on PROBE_KEY (on a Cluster, once per master, on a
+   * probe key in a slot that master serves); resolves when every one answered,
+   * rejects otherwise. Unlike PING this proves the whole path works: EVALSHA,
+   * the script, and a write (a Redis over maxmemory answers PING but refuses
+   * ZADD); and on a Cluster, that no shard is down.
    */
   probe: () => Promise<void>
 }
 
-/** The key probes run on: without braces, so no user's key can ever be it. */
+/**
+ * The key probes run on: without braces, so no user's key can ever be it. On
+ * a Cluster, `<PROBE_KEY>:{<n>}`, one per master: still never a user's key,
+ * which is exactly `ai_ratelimit:{<tag>}`.
+ */
 export const PROBE_KEY = `${RATE_LIMIT_KEY_PREFIX}probe`
 
 type SlidingWindowCommand = (key: string, limit: number, windowMs: number) => Promise<unknown>
@@ -48,8 +54,10 @@ export function createRedisLimiter (options: RedisLimiterOptions): RedisLimiter 
       return toResult(reply, limit, windowMs)
     },
     async probe () {
-      // At most one member per second on the probe key, gone a second later.
-      toResult(await command.call(redis, PROBE_KEY, 1, 1000), 1, 1000)
+      const keys = keysOnEveryShard(redis, PROBE_KEY)
+      if (keys.length === 0) throw new Error('the cluster client knows no slots yet')
+      // At most one member per second on each probe key, gone a second later.
+      await Promise.all(keys.map(async (key) => toResult(await command.call(redis, key, 1, 1000), 1, 1000)))
     }
   }
 }

@@ -26,13 +26,19 @@ export interface TokenOptions {
   issuer?: string
   audience?: string
   noSub?: boolean
+  /** No `exp` claim at all. */
+  noExp?: boolean
+  /** More protected-header fields (`kid`, `jku`, `crit`…). */
+  header?: Record<string, unknown>
+  /** More claims, or claims of the wrong type (`{ exp: '9999999999' }`). */
+  claims?: Record<string, unknown>
 }
 
 export async function token (options: TokenOptions = {}): Promise<string> {
   const now = Math.floor(Date.now() / 1000)
-  let jwt = new SignJWT({}).setProtectedHeader({ alg: options.alg ?? 'HS256', typ: 'JWT' }).setIssuedAt(now)
+  let jwt = new SignJWT({ ...options.claims }).setProtectedHeader({ alg: options.alg ?? 'HS256', typ: 'JWT', ...options.header }).setIssuedAt(now)
   if (options.noSub !== true) jwt = jwt.setSubject(options.sub ?? 'alice')
-  jwt = jwt.setExpirationTime(now + (options.expiresIn ?? 3600))
+  if (options.noExp !== true && options.claims?.exp === undefined) jwt = jwt.setExpirationTime(now + (options.expiresIn ?? 3600))
   if (options.notBeforeIn !== undefined) jwt = jwt.setNotBefore(now + options.notBeforeIn)
   if (options.issuer !== undefined) jwt = jwt.setIssuer(options.issuer)
   if (options.audience !== undefined) jwt = jwt.setAudience(options.audience)

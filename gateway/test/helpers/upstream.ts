@@ -47,7 +47,12 @@ export interface TestUpstream {
 
 const sleep = async (ms: number): Promise<void> => await new Promise((resolve) => setTimeout(resolve, ms))
 
-export async function startUpstream (t: Teardown, behaviour: Behaviour = answerJson(200, { ok: true })): Promise<TestUpstream> {
+export interface UpstreamOptions {
+  /** The server's keep-alive timeout, in ms: above the gateway agent's 4 s idle timeout unless a test races it. @default 5000 */
+  keepAliveTimeoutMs?: number
+}
+
+export async function startUpstream (t: Teardown, behaviour: Behaviour = answerJson(200, { ok: true }), options: UpstreamOptions = {}): Promise<TestUpstream> {
   let current = behaviour
   const requests: ReceivedRequest[] = []
   let connections = 0
@@ -83,7 +88,7 @@ export async function startUpstream (t: Teardown, behaviour: Behaviour = answerJ
   })
   server.on('connection', (socket) => { connectionIds.set(socket, ++connections) })
   // The upstream's own keep-alive must outlast the gateway agent's idle timeout (4 s).
-  server.keepAliveTimeout = 5000
+  server.keepAliveTimeout = options.keepAliveTimeoutMs ?? 5000
   server.listen(0, '127.0.0.1')
   await once(server, 'listening')
   const port = (server.address() as AddressInfo).port

@@ -1,12 +1,25 @@
-// Identity: every kind of bad bearer token is refused with 401 UNAUTHORIZED naming the problem (never echoing the token) before the body is read, and a good token reaches upstream-ai as X-User-Id.
+// Identity: every kind of bad bearer token (alg none, HS/RS confusion, a kid pointing elsewhere, crit, expired, not yet valid, no exp, wrong iss/aud…) is refused with 401 UNAUTHORIZED naming the problem (never echoing the token) before the body is read — with no Redis key written and no upstream call — the clock leeway is honoured, and a good token reaches upstream-ai as X-User-Id.
 import t, { type Test } from 'tap'
+import { createHmac, generateKeyPairSync, sign } from 'node:crypto'
 import { UnsecuredJWT } from 'jose'
+import { startRedis } from '../../../common/testkit/redis.js'
 import { startUpstream, echo } from '../helpers/upstream.js'
 import { call, startGateway, token, TEST_SECRET, type TokenOptions } from '../helpers/gateway.js'
 
 const ISSUER = 'https://auth.test.example'
 const AUDIENCE = 'ai-gateway'
 const BODY = { use_case: 'horoscope_daily', input: { sign: 'leo' } }
+
+const b64url = (value: unknown): string => Buffer.from(typeof value === 'string' ? value : JSON.stringify(value)).toString('base64url')
+/** A compact JWS made by hand, for headers jose would not sign (crit, odd algorithms). */
+function handmade (header: Record<string, unknown>, payload: Record<string, unknown>, signer: (input: string) => Buffer): string {
+  const input = `${b64url(header)}.${b64url(payload)}`
+  return `${input}.${signer(input).toString('base64url')}`
+}
+const hs256 = (secret: string | Buffer) => (input: string): Buffer => createHmac('sha256', secret).update(input).digest()
+const claims = (extra: Record<string, unknown> = {}): Record<string, unknown> => ({ sub: 'alice', iss: ISSUER, aud: AUDIENCE, exp: Math.floor(Date.now() / 1000) + 3600, ...extra })
+const rsa = generateKeyPairSync('rsa', { modulusLength: 2048 })
+const rsaPublicPem = rsa.publicKey.export({ type: 'spki', format: 'pem' }).toString()
 
 t.test('bearer token checks', async (t) => {
   const upstream = await startUpstream(t, echo())
@@ -64,6 +77,30 @@ t.test('bearer token checks', async (t) => {
   t.test('no issuer when one is required', async (t) => { await refused(t, `Bearer ${await token({ audience: AUDIENCE })}`, /issuer/i) })
   t.test('wrong audience', async (t) => { await refused(t, `Bearer ${await token(good({ audience: 'someone-else' }))}`, /audience/i) })
   t.test('no sub', async (t) => { await refused(t, `Bearer ${await token(good({ noSub: true }))}`, /subject/i) })
+  t.test('no exp: refused, a token must expire', async (t) => { await refused(t, `Bearer ${await token(good({ noExp: true }))}`, /expiry \(exp\)/i) })
+  t.test('exp of the wrong type', async (t) => { await refused(t, `Bearer ${await token(good({ claims: { exp: '9999999999' } }))}`, /exp/i) })
+  t.test('expired just past the 30 s leeway', async (t) => { await refused(t, `Bearer ${await token(good({ expiresIn: -45 }))}`, /expired/i) })
+  t.test('not valid until just past the 30 s leeway', async (t) => { await refused(t, `Bearer ${await token(good({ notBeforeIn: 45 }))}`, /not yet valid/i) })
+  t.test('HS/RS confusion: HS256 keyed with the RSA public key', async (t) => {
+    await refused(t, `Bearer ${handmade({ alg: 'HS256', typ: 'JWT' }, claims(), hs256(rsaPublicPem))}`, /signature/i)
+  })
+  t.test('HS/RS confusion: a genuine RS256 signature', async (t) => {
+    await refused(t, `Bearer ${handmade({ alg: 'RS256', typ: 'JWT' }, claims(), (input) => sign('sha256', Buffer.from(input), rsa.privateKey))}`, /algorithm/i)
+  })
+  t.test('alg in lower case', async (t) => { await refused(t, `Bearer ${handmade({ alg: 'hs256' }, claims(), hs256(TEST_SECRET))}`, /algorithm/i) })
+  t.test('an unknown kid, signed with another key', async (t) => {
+    await refused(t, `Bearer ${await token(good({ secret: 'attacker-secret-0123456789abcdef-0123456789', header: { kid: 'attacker-key-2' } }))}`, /signature/i)
+  })
+  t.test('a kid that is a path, signed with an empty-ish key', async (t) => {
+    await refused(t, `Bearer ${handmade({ alg: 'HS256', kid: '../../../../dev/null' }, claims(), hs256(Buffer.alloc(1)))}`, /signature/i)
+  })
+  t.test('a jwk / jku header offering the attacker\'s own key', async (t) => {
+    const attacker = 'attacker-secret-0123456789abcdef-0123456789'
+    await refused(t, `Bearer ${handmade({ alg: 'HS256', jku: 'https://evil.example/keys.json', jwk: { kty: 'oct', k: b64url(attacker) } }, claims(), hs256(attacker))}`, /signature/i)
+  })
+  t.test('a critical header extension it does not know', async (t) => {
+    await refused(t, `Bearer ${handmade({ alg: 'HS256', crit: ['x-must-understand'], 'x-must-understand': true }, claims(), hs256(TEST_SECRET))}`, /malformed/i)
+  })
 
   t.test('refused before the body is read: a 401 wins over a malformed body, and nothing reaches upstream', async (t) => {
     const reply = await call(gateway.url, '/v1/ai/generate', { headers: { 'content-type': 'text/plain' }, body: '{not json' })
@@ -81,10 +118,17 @@ t.test('bearer token checks', async (t) => {
   t.test('lower-case scheme and a token within the clock tolerance are accepted', async (t) => {
     const reply = await call(gateway.url, '/v1/ai/generate', { headers: { authorization: `bearer ${await token(good({ expiresIn: -10, notBeforeIn: 10 }))}` }, body: BODY })
     t.equal(reply.status, 200)
+    const edge = await call(gateway.url, '/v1/ai/generate', { headers: { authorization: `Bearer ${await token(good({ expiresIn: -25, notBeforeIn: 25 }))}` }, body: BODY })
+    t.equal(edge.status, 200, 'expired 25 s ago and valid from 25 s on: inside the 30 s leeway')
+  })
+
+  t.test('a kid on a token signed with the gateway\'s key changes nothing: there is one key, no lookup to steer', async (t) => {
+    const reply = await call(gateway.url, '/v1/ai/generate', { headers: { authorization: `Bearer ${await token(good({ header: { kid: 'whatever-2' } }))}` }, body: BODY })
+    t.equal(reply.status, 200)
   })
 
   t.test('only the refusals above reached nobody', async (t) => {
-    t.equal(upstream.requests.length, 2)
+    t.equal(upstream.requests.length, 4)
   })
 })
 
@@ -94,4 +138,36 @@ t.test('without issuer/audience configured, tokens need neither', async (t) => {
   const reply = await call(gateway.url, '/v1/ai/generate', { headers: { authorization: `Bearer ${await token({ sub: 'bob' })}` }, body: BODY })
   t.equal(reply.status, 200)
   t.equal(reply.json().headers['x-user-id'], 'bob')
+})
+
+t.test('refused tokens leave no trace: no Redis key (rate limit or cache), no upstream call', async (t) => {
+  const redis = await startRedis(t)
+  const upstream = await startUpstream(t, echo())
+  const gateway = await startGateway(t, {
+    AI_UPSTREAM_URL: upstream.url,
+    REDIS_URL: redis.url,
+    AI_ENGINE_CACHE_ENABLED: 'true',
+    AI_GATEWAY_JWT_ISSUER: ISSUER,
+    AI_GATEWAY_JWT_AUDIENCE: AUDIENCE
+  })
+  const good = (options: TokenOptions = {}): TokenOptions => ({ issuer: ISSUER, audience: AUDIENCE, ...options })
+  const tricks = [
+    `Bearer ${new UnsecuredJWT(claims()).encode()}`,
+    `Bearer ${handmade({ alg: 'HS256', typ: 'JWT' }, claims(), hs256(rsaPublicPem))}`,
+    `Bearer ${handmade({ alg: 'RS256', typ: 'JWT' }, claims(), (input) => sign('sha256', Buffer.from(input), rsa.privateKey))}`,
+    `Bearer ${await token(good({ secret: 'attacker-secret-0123456789abcdef-0123456789', header: { kid: 'attacker-key-2' } }))}`,
+    `Bearer ${await token(good({ expiresIn: -120 }))}`,
+    `Bearer ${await token(good({ notBeforeIn: 120 }))}`,
+    `Bearer ${await token(good({ noExp: true }))}`,
+    `Bearer ${await token(good({ issuer: 'https://evil.example' }))}`,
+    `Bearer ${await token(good({ audience: 'someone-else' }))}`
+  ]
+  for (const authorization of tricks) {
+    const reply = await call(gateway.url, '/v1/ai/generate', { headers: { authorization }, body: BODY })
+    t.equal(reply.status, 401)
+  }
+  t.equal((await redis.command('DBSIZE')).trim(), ':0', 'Redis holds no key at all')
+  t.equal(upstream.requests.length, 0, 'upstream-ai was never called')
+  t.equal((await call(gateway.url, '/v1/ai/generate', { headers: { authorization: `Bearer ${await token(good())}` }, body: BODY })).status, 200)
+  t.not((await redis.command('DBSIZE')).trim(), ':0', 'while a good token writes its rate-limit key (and the cache its entry)')
 })

@@ -61,6 +61,47 @@ t.test('forwarding', async (t) => {
     t.equal(received.headers.host, `127.0.0.1:${upstream.port}`, 'Host names upstream-ai')
   })
 
+  t.test('underscore spellings, duplicates and Connection-named copies of identity and internal headers never reach upstream-ai', async (t) => {
+    const reply = await rawCall(gateway.url, '/v1/ai/generate', [
+      ['Authorization', authorization],
+      // What CGI-style servers and some proxies read as X-User-Id / X-Forwarded-For / X-Request-Id.
+      ['X_User_Id', 'mallory'],
+      ['x_user_id', 'eve'],
+      ['X-User_Id', 'trudy'],
+      ['X-User-Id', 'oscar'],
+      ['X-User-Id', 'oscar-again'],
+      ['X_Forwarded_For', '203.0.113.7'],
+      ['X-Forwarded_Host', 'evil.example'],
+      ['X_Real_IP', '203.0.113.7'],
+      ['X_Request_Id', 'forged-id'],
+      ['Proxy_Authorization', 'Basic Zm9vOmJhcg=='],
+      // The request id named hop-by-hop: still the gateway's own to use, and set by the gateway upstream.
+      ['X-Request-Id', 'client-chosen-1'],
+      ['Connection', 'close, X-Request-Id, Upgrade, HTTP2-Settings'],
+      ['Upgrade', 'h2c'],
+      ['HTTP2-Settings', 'AAMAAABkAAQAAP__'],
+      ['TE', 'trailers, deflate'],
+      ['Trailer', 'X-User-Id'],
+      ['Content-Type', 'application/json']
+    ], JSON.stringify({ use_case: 'horoscope_daily', input: {} }))
+    t.equal(reply.status, 200)
+    const received = await upstream.request(upstream.requests.length)
+    const names = received.rawHeaders.filter((_, i) => i % 2 === 0).map((name) => name.toLowerCase().replaceAll('_', '-'))
+    t.equal(received.headers['x-user-id'], 'alice', 'identity comes from the token, whatever the client sent')
+    t.equal(names.filter((name) => name === 'x-user-id').length, 1, 'one X-User-Id in any spelling')
+    t.equal(names.filter((name) => name === 'x-forwarded-for').length, 1, 'one X-Forwarded-For in any spelling: the gateway\'s')
+    t.equal(received.headers['x-forwarded-for'], '127.0.0.1')
+    t.equal(names.filter((name) => name === 'x-forwarded-host').length, 1)
+    t.notOk(names.includes('x-real-ip'))
+    t.notOk(names.includes('proxy-authorization'))
+    t.equal(names.filter((name) => name === 'x-request-id').length, 1)
+    t.equal(received.headers['x-request-id'], 'client-chosen-1', 'the request id the gateway used, the same the client got')
+    t.equal(reply.headers.find(([name]) => name === 'x-request-id')?.[1], 'client-chosen-1')
+    for (const hop of ['upgrade', 'http2-settings', 'te', 'trailer']) t.notOk(names.includes(hop), `${hop} stays at the gateway`)
+    t.equal(received.headers.connection, 'keep-alive', 'Connection is the gateway\'s own, for its pooled connection')
+    t.notOk(received.rawHeaders.some((value) => /mallory|eve|trudy|oscar|forged-id|evil\.example|203\.0\.113\.7/.test(value)), 'none of the forged values travelled under any name')
+  })
+
   t.test('the body bytes are forwarded unchanged, with their length', async (t) => {
     const raw = '{ "use_case" : "horoscope_daily",\n  "input": {"sign":"léo", "n": 1.50}\t}'
     const reply = await call(gateway.url, '/v1/ai/generate', { headers: { authorization, 'content-type': 'application/json; charset=utf-8' }, body: raw })

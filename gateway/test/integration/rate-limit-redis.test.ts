@@ -52,6 +52,10 @@ t.test('exactness: 200 concurrent requests of one user across two gateways shari
   t.same(statusCounts(replies), { 200: N, 429: 200 - N }, `exactly ${N} allowed`)
   t.ok(replies.filter((reply) => reply.status === 429).every((reply) => reply.json().error.type === 'RATE_LIMIT_EXCEEDED'))
   t.equal(respInteger(await redis.command('ZCARD', 'ai_ratelimit:{burst-user}')), N, 'ZCARD = N: denied requests are not stored')
+  // ZCARD = N allowed means no two allowed requests collapsed into one member; how many shared a millisecond this run:
+  const members = (await redis.command('ZRANGE', 'ai_ratelimit:{burst-user}', '0', '-1')).split('\r\n').filter((line) => /^\d+-\d+$/.test(line))
+  t.equal(new Set(members).size, N, 'N distinct members')
+  t.comment(`${members.length - new Set(members.map((member) => member.split('-')[0]!.slice(0, -3))).size} of ${N} members share a millisecond with another`)
   t.equal(upstream.requests.length, N, 'upstream-ai saw only the allowed requests')
   const other = await generate(one.url, 'other-user')
   t.equal(other.status, 200, 'another user is unaffected')
