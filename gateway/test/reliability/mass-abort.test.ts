@@ -18,7 +18,7 @@ const MB = 1024 * 1024
 
 t.test(`${CLIENTS} clients killed mid-stream, ${ROUNDS} rounds`, async (t) => {
   // Long streams (an event every 200 ms for 20 s) from a process of their own: this one is busy with the clients.
-  const upstream = await startService(t, 'dist/gateway/test/helpers/sse-upstream-main.js', { SSE_EVENTS: '100', SSE_INTERVAL_MS: '200', NODE_V8_COVERAGE: undefined })
+  const upstream = await startService(t, 'dist/common/testkit/sse-upstream.js', { SSE_EVENTS: '100', SSE_INTERVAL_MS: '200', NODE_V8_COVERAGE: undefined })
   const gateway = await startGateway(t, {
     AI_UPSTREAM_URL: upstream.url,
     AI_ENGINE_RATE_LIMIT_ENABLED: 'false',

@@ -1,11 +1,13 @@
 /**
- * A test upstream in its own process (node dist/gateway/test/helpers/sse-upstream-main.js),
+ * A test upstream in its own process (node dist/common/testkit/sse-upstream.js),
  * for tests whose own process is busy with hundreds of clients: every POST
  * gets a server-sent event stream of SSE_EVENTS events, one every
  * SSE_INTERVAL_MS. It writes JSON lines on stdout: `listening` (with the
  * port), then `closed` for each stream (`request_id`, whether the gateway
  * aborted it, and `at`, Date.now() in this process). HOST and PORT as the
- * services (PORT=0 picks a free port). startSseUpstream starts it.
+ * services (PORT=0 picks a free port); started with testkit's startService.
+ * It lives here, not under a test folder: tap runs every file of a folder it
+ * is given, and this one would listen forever.
  */
 import { createServer } from 'node:http'
 import type { AddressInfo } from 'node:net'
