@@ -29,7 +29,18 @@ function normalizeKey (key: string): string {
   return key.toLowerCase().replaceAll('-', '_')
 }
 
-/** Builds a sanitizer once (the key set is compiled here, not per call). */
+/** Distinct keys (of at most MAX_REMEMBERED_KEY_LENGTH characters) whose verdict a sanitizer remembers; others are judged afresh each time. */
+const MAX_REMEMBERED_KEYS = 4096
+const MAX_REMEMBERED_KEY_LENGTH = 64
+
+/**
+ * Builds a sanitizer once (the key set is compiled here, not per call).
+ * It runs on every completion line, so its hot path is kept lean: a key's
+ * verdict is remembered (log calls repeat the same few keys), ancestors are
+ * tracked on a small array (at most maxDepth long) instead of a WeakSet, and
+ * properties are plain assignments (only `__proto__` needs defineProperty to
+ * stay an own property).
+ */
 export function createSanitizer (options: SanitizeOptions = {}): Sanitizer {
   const keys = new Set([...SENSITIVE_KEYS, ...(options.extraKeys ?? [])].map(normalizeKey))
   const suffixes = [...keys].map((key) => `_${key}`)
@@ -37,56 +48,57 @@ export function createSanitizer (options: SanitizeOptions = {}): Sanitizer {
   const maxDepth = options.maxDepth ?? 6
   const maxEntries = options.maxEntries ?? 50
 
+  const verdicts = new Map<string, boolean>()
   const isSensitive = (key: string): boolean => {
+    const known = verdicts.get(key)
+    if (known !== undefined) return known
     const normalized = normalizeKey(key)
-    return keys.has(normalized) || suffixes.some((suffix) => normalized.endsWith(suffix))
+    const verdict = keys.has(normalized) || suffixes.some((suffix) => normalized.endsWith(suffix))
+    if (verdicts.size < MAX_REMEMBERED_KEYS && key.length <= MAX_REMEMBERED_KEY_LENGTH) verdicts.set(key, verdict)
+    return verdict
   }
 
-  const visit = (value: unknown, depth: number, seen: WeakSet<object>): unknown => {
+  /** `ancestors`: the objects and arrays being visited, root first; a value among them is a cycle. */
+  const visit = (value: unknown, depth: number, ancestors: object[]): unknown => {
     if (typeof value === 'string') {
       return value.length > maxStringLength ? `${value.slice(0, maxStringLength)}…[${value.length} chars]` : value
     }
     if (typeof value === 'bigint') return value.toString()
     if (typeof value === 'function' || typeof value === 'symbol') return `[${typeof value}]`
     if (value === null || typeof value !== 'object') return value
-    if (seen.has(value)) return '[CIRCULAR]'
+    if (ancestors.includes(value)) return '[CIRCULAR]'
     if (depth >= maxDepth) return '[DEPTH]'
     if (value instanceof Error) {
-      return { name: value.name, message: visit(value.message, depth + 1, seen), code: (value as { code?: unknown }).code }
+      return { name: value.name, message: visit(value.message, depth + 1, ancestors), code: (value as { code?: unknown }).code }
     }
     if (Buffer.isBuffer(value) || ArrayBuffer.isView(value)) return `[binary ${value.byteLength} bytes]`
-    seen.add(value)
+    ancestors.push(value)
     try {
       if (Array.isArray(value)) {
-        const items = value.slice(0, maxEntries).map((item) => visit(item, depth + 1, seen))
+        const items = value.slice(0, maxEntries).map((item) => visit(item, depth + 1, ancestors))
         if (value.length > maxEntries) items.push(`…[${value.length - maxEntries} more]`)
         return items
       }
       const result: Record<string, unknown> = {}
-      let count = 0
-      for (const key of Object.keys(value)) {
-        if (count++ >= maxEntries) {
-          result['…'] = `[${Object.keys(value).length - maxEntries} more keys]`
-          break
-        }
-        const entry = (value as Record<string, unknown>)[key]
+      const names = Object.keys(value)
+      const count = Math.min(names.length, maxEntries)
+      for (let i = 0; i < count; i++) {
+        const key = names[i]!
+        const clean = isSensitive(key) ? REDACTED : visit((value as Record<string, unknown>)[key], depth + 1, ancestors)
         // defineProperty: a "__proto__" key stays a plain own property.
-        Object.defineProperty(result, key, {
-          value: isSensitive(key) ? REDACTED : visit(entry, depth + 1, seen),
-          enumerable: true,
-          writable: true,
-          configurable: true
-        })
+        if (key === '__proto__') Object.defineProperty(result, key, { value: clean, enumerable: true, writable: true, configurable: true })
+        else result[key] = clean
       }
+      if (names.length > maxEntries) result['…'] = `[${names.length - maxEntries} more keys]`
       return result
     } finally {
-      seen.delete(value)
+      ancestors.pop()
     }
   }
 
   return (value) => {
     try {
-      return visit(value, 0, new WeakSet())
+      return visit(value, 0, [])
     } catch {
       return '[UNSERIALIZABLE]'
     }

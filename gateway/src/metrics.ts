@@ -21,6 +21,7 @@ import { ApiError } from '../../common/src/errors.js'
 import { sendError } from '../../common/src/http.js'
 import { requestIdFrom } from '../../common/src/request-context.js'
 import type { RequestContext } from './context.js'
+import { InFlight } from './in-flight.js'
 import type { CompletionRecord } from './pipeline/completion-log.js'
 
 /** What a getter says about the rate limiter: `fallback` means Redis is configured but unavailable. */
@@ -64,7 +65,8 @@ export function createMetrics (options: MetricsOptions = {}): Metrics {
   const registers = [registry]
   if (options.defaultMetrics === true) collectDefaultMetrics({ register: registry })
 
-  const tracked = new Map<RequestContext, ServerResponse>()
+  // Not a Map keyed by request: see InFlight (a per-request Map key got every request promoted by the GC).
+  const tracked = new InFlight<{ ctx: RequestContext; res: ServerResponse }>()
 
   const requests = new Counter({
     name: 'ai_gateway_requests_total',
@@ -133,7 +135,7 @@ export function createMetrics (options: MetricsOptions = {}): Metrics {
     registers,
     collect () {
       let open = 0
-      for (const [ctx, res] of tracked) if (ctx.stream && res.headersSent && !res.writableEnded) open++
+      for (const { ctx, res } of tracked) if (ctx.stream && res.headersSent && !res.writableEnded) open++
       this.set(open)
     }
   })
@@ -162,8 +164,8 @@ export function createMetrics (options: MetricsOptions = {}): Metrics {
   return {
     registry,
     track: (ctx, res) => {
-      tracked.set(ctx, res)
-      res.once('close', () => { tracked.delete(ctx) })
+      const slot = tracked.add({ ctx, res })
+      res.once('close', () => { tracked.delete(slot) })
     },
     observe: (record) => {
       const { route } = record

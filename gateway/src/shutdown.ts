@@ -10,6 +10,7 @@ import type { Server, ServerResponse } from 'node:http'
 import { ApiError } from '../../common/src/errors.js'
 import type { Logger } from '../../common/src/logger.js'
 import type { RequestContext } from './context.js'
+import { InFlight } from './in-flight.js'
 
 /** Something to close at the end of a shutdown, in list order. */
 export interface Closer {
@@ -28,7 +29,8 @@ export function drainingError (): ApiError {
 /** Tracks in-flight requests and whether the gateway is draining. */
 export class Drain {
   #draining = false
-  readonly #inFlight = new Set<RequestContext>()
+  /** Not a Set of contexts: see InFlight (a per-request Set entry got every request promoted by the GC). */
+  readonly #inFlight = new InFlight<RequestContext>()
   /** Set while someone waits in whenIdle: called when the last request closes. */
   #onIdle: (() => void) | undefined
   /** Set while someone waits in whenIdle: stops the wait early. */
@@ -44,9 +46,9 @@ export class Drain {
 
   /** Counts a request until its response closes. */
   track (ctx: RequestContext, res: ServerResponse): void {
-    this.#inFlight.add(ctx)
+    const slot = this.#inFlight.add(ctx)
     res.once('close', () => {
-      this.#inFlight.delete(ctx)
+      this.#inFlight.delete(slot)
       if (this.#inFlight.size === 0) this.#onIdle?.()
     })
   }

@@ -16,10 +16,11 @@
  *   JSON answer (writing one leaves the client hanging), so the answer is
  *   relayed here and a broken stream ends with `event: error`.
  * - `buffer`: the body was already read (and validated); its bytes are
- *   forwarded as they are, with their Content-Length.
+ *   forwarded as they are, with their Content-Length, by `end(bytes)` on the
+ *   upstream request (see BufferedBody).
  */
 import type { Agent, ClientRequest, IncomingMessage, ServerResponse } from 'node:http'
-import { Readable } from 'node:stream'
+import type { Readable } from 'node:stream'
 import { createProxyServer } from 'http-proxy-3'
 import { ApiError } from '../../../common/src/errors.js'
 import { formatTraceparent } from '../../../common/src/request-context.js'
@@ -47,6 +48,24 @@ export interface ProxyOptions {
   trustedUserHeader?: string | undefined
   /** Monotonic clock, in ms. */
   now: () => number
+}
+
+/**
+ * The body already read, as http-proxy-3's `buffer` option: all it does with
+ * one is `buffer.pipe(proxyReq)`. Ending the upstream request with the bytes
+ * sends the same request as piping a stream of them (headers and body in one
+ * write), without a Readable, an async iterator and a pipe per request.
+ */
+class BufferedBody {
+  readonly #bytes: Buffer
+  constructor (bytes: Buffer) {
+    this.#bytes = bytes
+  }
+
+  pipe<T extends NodeJS.WritableStream> (destination: T): T {
+    destination.end(this.#bytes)
+    return destination
+  }
 }
 
 /** Upper bound on an upstream error body kept to read its `error.type` for the log. */
@@ -298,6 +317,20 @@ function errorTypeOf (chunks: Buffer[]): string | undefined {
   }
 }
 
+/**
+ * The exchange of a request, for http-proxy-3's events (they carry `req`):
+ * a property of the request itself, not a WeakMap keyed by it. One WeakMap
+ * entry per request churns the table, and the GC then kept every request's
+ * objects alive past its end (see ../in-flight.ts; a churning WeakMap was
+ * the worst case measured).
+ */
+const EXCHANGE = Symbol('ai-gateway.exchange')
+type ExchangeCarrier = IncomingMessage & { [EXCHANGE]?: UpstreamExchange }
+
+function exchangeOf (req: IncomingMessage): UpstreamExchange | undefined {
+  return (req as ExchangeCarrier)[EXCHANGE]
+}
+
 export function createProxyStage (options: ProxyOptions): NamedStage {
   const proxy = createProxyServer({
     target: options.upstreamUrl,
@@ -308,9 +341,8 @@ export function createProxyStage (options: ProxyOptions): NamedStage {
     // X-Forwarded-* are set (replaced, not appended) by upstreamRequestHeaders.
     xfwd: false
   })
-  const exchanges = new WeakMap<IncomingMessage, UpstreamExchange>()
-  proxy.on('proxyReq', (proxyReq, req) => { exchanges.get(req)?.onRequest(proxyReq) })
-  proxy.on('proxyRes', (proxyRes, req) => { exchanges.get(req)?.onResponse(proxyRes) })
+  proxy.on('proxyReq', (proxyReq, req) => { exchangeOf(req)?.onRequest(proxyReq) })
+  proxy.on('proxyRes', (proxyRes, req) => { exchangeOf(req)?.onResponse(proxyRes) })
   // http-proxy-3 reports "client gone, upstream request destroyed" as `econnreset`; the exchange saw the close already.
   proxy.on('econnreset', () => {})
 
@@ -338,9 +370,9 @@ export function createProxyStage (options: ProxyOptions): NamedStage {
       try {
         await new Promise<void>((resolve, reject) => {
           const exchange = new UpstreamExchange(ctx, res, options, resolve, reject)
-          exchanges.set(req, exchange)
+          ;(req as ExchangeCarrier)[EXCHANGE] = exchange
           const forward = (): void => {
-            proxy.web(req, res, { buffer: Readable.from([body.raw]) }, (error) => {
+            proxy.web(req, res, { buffer: new BufferedBody(body.raw) as unknown as Readable }, (error) => {
               if (exchange.retryable(error)) forward()
               else exchange.onError(error)
             })

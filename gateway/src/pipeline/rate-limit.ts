@@ -36,7 +36,8 @@ export function createRateLimitStage (options: RateLimitStageOptions): NamedStag
         if (refusal.type === 'RATE_LIMIT_EXCEEDED') ctx.rateLimited = true
         throw refusal
       }
-      for (const [name, value] of Object.entries(rateLimitHeaders(outcome, windowMs))) res.setHeader(name, value)
+      const headers = rateLimitHeaders(outcome, windowMs)
+      for (const name in headers) res.setHeader(name, headers[name]!)
       return 'next'
     }
   }

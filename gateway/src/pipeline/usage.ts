@@ -98,7 +98,9 @@ export function createUsageTap (answer: { status: number; contentType: string | 
     end: () => {
       if (chunks === undefined) return
       try {
-        const tokens = totalTokensOf(JSON.parse(Buffer.concat(chunks, size).toString('utf8')))
+        // Most answers are one chunk: read it in place rather than copy it.
+        const bytes = chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, size)
+        const tokens = totalTokensOf(JSON.parse(bytes.toString('utf8')))
         if (tokens !== undefined) onTokens(tokens)
       } catch {
         // Not JSON after all: no usage to read.

@@ -32,6 +32,16 @@ export interface MemoryLimiter extends RateLimiter {
   close: () => Promise<void>
 }
 
+/** One tracked user: their counted requests' timestamps, ascending, and their place in the recency list. */
+interface UserWindow {
+  readonly key: string
+  readonly timestamps: number[]
+  /** Checked less recently; undefined for the least recent. */
+  older: UserWindow | undefined
+  /** Checked more recently; undefined for the most recent. */
+  newer: UserWindow | undefined
+}
+
 /** Expired users dropped per check, at most: enough to keep up, small enough to keep a check O(1). */
 const SWEEP_PER_CHECK = 16
 
@@ -42,27 +52,54 @@ export function createMemoryLimiter (options: MemoryLimiterOptions): MemoryLimit
   const maxUsers = options.maxUsers ?? RATE_LIMIT_DEFAULTS.maxUsers
   if (!Number.isInteger(maxUsers) || maxUsers < 1) throw new RangeError(`maxUsers must be an integer ≥ 1, got ${maxUsers}`)
 
-  // key → timestamps of counted requests, ascending. A Map iterates in
-  // insertion order; re-inserting on every check keeps the least recently
-  // checked user first, which is the one to evict or sweep.
-  const windows = new Map<string, number[]>()
+  // key → the user's window. The map changes only when a user comes or goes;
+  // recency is a doubly linked list through the windows (least recently
+  // checked first: the one to evict or sweep). Re-inserting each user into
+  // the map on every check (delete + set, to keep insertion order as the
+  // recency order) churned the map's table on every request, and the GC kept
+  // the discarded tables' young entries alive (see ../in-flight.ts).
+  const windows = new Map<string, UserWindow>()
+  let leastRecent: UserWindow | undefined
+  let mostRecent: UserWindow | undefined
+
+  const unlink = (window: UserWindow): void => {
+    if (window.older === undefined) leastRecent = window.newer
+    else window.older.newer = window.newer
+    if (window.newer === undefined) mostRecent = window.older
+    else window.newer.older = window.older
+    window.older = undefined
+    window.newer = undefined
+  }
+
+  const append = (window: UserWindow): void => {
+    window.older = mostRecent
+    if (mostRecent === undefined) leastRecent = window
+    else mostRecent.newer = window
+    mostRecent = window
+  }
+
+  const drop = (window: UserWindow): void => {
+    unlink(window)
+    windows.delete(window.key)
+  }
 
   const sweep = (now: number): void => {
     let budget = SWEEP_PER_CHECK
-    for (const [key, timestamps] of windows) {
-      if (budget-- === 0) return
-      const newest = timestamps[timestamps.length - 1]
+    for (let window = leastRecent; window !== undefined && budget-- > 0; window = leastRecent) {
+      const newest = window.timestamps[window.timestamps.length - 1]
       if (newest !== undefined && newest > now - windowMs) return
-      windows.delete(key)
+      drop(window)
     }
   }
 
   const decide = (userId: string): RateLimitResult => {
     const now = clock()
     const key = rateLimitKey(userId)
-    const timestamps = windows.get(key) ?? []
-    windows.delete(key)
+    let window = windows.get(key)
+    // Out of the recency list while deciding: the sweep never drops the user being checked.
+    if (window !== undefined) unlink(window)
     sweep(now)
+    const timestamps = window?.timestamps ?? []
 
     // Same rule as the script: a request at t counts while t > now - window.
     let expired = 0
@@ -72,11 +109,14 @@ export function createMemoryLimiter (options: MemoryLimiterOptions): MemoryLimit
     const allowed = timestamps.length < limit
     if (allowed) timestamps.push(now)
     if (timestamps.length > 0) {
-      windows.set(key, timestamps)
-      if (windows.size > maxUsers) {
-        const oldest = windows.keys().next()
-        if (oldest.done !== true) windows.delete(oldest.value)
+      if (window === undefined) {
+        window = { key, timestamps, older: undefined, newer: undefined }
+        windows.set(key, window)
       }
+      append(window)
+      if (windows.size > maxUsers && leastRecent !== undefined) drop(leastRecent)
+    } else if (window !== undefined) {
+      windows.delete(key)
     }
 
     const oldest = timestamps[0]
@@ -98,9 +138,13 @@ export function createMemoryLimiter (options: MemoryLimiterOptions): MemoryLimit
     trackedUsers: () => windows.size,
     storedRequests: () => {
       let total = 0
-      for (const timestamps of windows.values()) total += timestamps.length
+      for (const window of windows.values()) total += window.timestamps.length
       return total
     },
-    close: async () => { windows.clear() }
+    close: async () => {
+      windows.clear()
+      leastRecent = undefined
+      mostRecent = undefined
+    }
   }
 }

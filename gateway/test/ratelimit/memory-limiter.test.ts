@@ -86,6 +86,19 @@ t.test('100 000 distinct users: tracked users stay at the cap, stored requests b
   t.match(await limiter.check('user-0'), { allowed: true, remaining: limit - 1 }, 'the oldest was evicted: its window starts over')
 })
 
+t.test('eviction takes the least recently checked user, not the first one added', async (t) => {
+  const clock = fakeClock()
+  const limiter = createMemoryLimiter({ limit: 5, windowMs: 60_000, clock: clock.now, maxUsers: 3 })
+  for (const id of ['a', 'b', 'c']) await limiter.check(id)
+  await limiter.check('a') // a is now the most recently checked
+  await limiter.check('d') // over the cap: b goes
+  t.equal(limiter.trackedUsers(), 3)
+  t.match(await limiter.check('a'), { remaining: 2 }, 'a kept its window (third request)')
+  t.match(await limiter.check('b'), { remaining: 4 }, 'b was evicted: its window starts over')
+  t.match(await limiter.check('d'), { remaining: 3 }, 'd kept its window')
+  t.match(await limiter.check('c'), { remaining: 4 }, 'c was evicted when b came back')
+})
+
 t.test('users whose window emptied are dropped as checks go by', async (t) => {
   const clock = fakeClock()
   const limiter = createMemoryLimiter({ limit: 5, windowMs: 1000, clock: clock.now, maxUsers: 10_000 })
