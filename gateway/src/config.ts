@@ -60,6 +60,13 @@ export const SETTINGS = {
     parse: list(string({ minLength: 1 })),
     description: 'When set (comma-separated), a token\'s `aud` must contain one of these values.'
   },
+  /** The `kid` tokens may name; unset: tokens naming any `kid` are refused. @default undefined */
+  jwtKeyId: {
+    env: 'AI_GATEWAY_JWT_KEY_ID',
+    default: undefined,
+    parse: string({ minLength: 1 }),
+    description: 'The key id (`kid`) of `JWT_SECRET_KEY`: a token whose header names a `kid` must name this one. Unset: a token naming any `kid` is refused. Tokens without `kid` are accepted either way (there is one key).'
+  },
   /** Leeway for `exp` and `nbf`, in seconds. @default 30 */
   jwtClockToleranceSeconds: {
     env: 'AI_GATEWAY_JWT_CLOCK_TOLERANCE_SECONDS',

@@ -91,6 +91,7 @@ async function main (): Promise<void> {
       issuer: config.jwtIssuer,
       audience: config.jwtAudience,
       clockToleranceSeconds: config.jwtClockToleranceSeconds,
+      keyId: config.jwtKeyId,
       trustedUserHeader: config.trustedUserHeader
     }),
     rateLimit: edge.stages.rateLimit,

@@ -8,7 +8,7 @@
  */
 import { webcrypto } from 'node:crypto'
 import type { IncomingMessage } from 'node:http'
-import { jwtVerify, errors as joseErrors, type JWTPayload, type JWTVerifyOptions } from 'jose'
+import { jwtVerify, errors as joseErrors, type JWSHeaderParameters, type JWTPayload, type JWTVerifyOptions } from 'jose'
 import { ApiError } from '../../../common/src/errors.js'
 import type { NamedStage } from './stage.js'
 
@@ -21,6 +21,12 @@ export interface IdentityOptions {
   audience?: readonly string[] | undefined
   /** Leeway for `exp` and `nbf`, in seconds. @default 30 */
   clockToleranceSeconds?: number
+  /**
+   * The key's id: a token whose header names a `kid` must name this one.
+   * Unset: a token naming any `kid` is refused (that key is not one we have).
+   * A token with no `kid` is verified with the one key either way.
+   */
+  keyId?: string | undefined
   /** Lower-case header name to take the user id from instead of a JWT. @default undefined (JWT) */
   trustedUserHeader?: string | undefined
   /**
@@ -183,6 +189,12 @@ export function createIdentify (options: IdentityOptions): Identify {
     ...(options.issuer === undefined ? {} : { issuer: options.issuer }),
     ...(options.audience === undefined ? {} : { audience: [...options.audience] })
   })
+  const { key, keyId } = options
+  // Checked before the signature: a token that names another key was not signed with ours, whatever it carries.
+  const keyFor = (header: JWSHeaderParameters): webcrypto.CryptoKey => {
+    if (header.kid !== undefined && header.kid !== keyId) throw unauthorized('The bearer token names a key (kid) this gateway does not have.')
+    return key
+  }
   const clock = options.clock
   const cache = options.verifiedTokens === false
     ? undefined
@@ -198,7 +210,7 @@ export function createIdentify (options: IdentityOptions): Identify {
     let payload: JWTPayload
     try {
       // An injected clock is jose's clock too, so a cached token and a verified one are judged alike.
-      ;({ payload } = await jwtVerify(token, options.key, clock === undefined ? verifyOptions : { ...verifyOptions, currentDate: new Date(clock()) }))
+      ;({ payload } = await jwtVerify(token, keyFor, clock === undefined ? verifyOptions : { ...verifyOptions, currentDate: new Date(clock()) }))
     } catch (error) {
       throw refusal(error)
     }
