@@ -15,15 +15,4 @@ if [ ${#missing[@]} -eq 0 ]; then
 fi
 
 echo "Installing benchmark dependencies: ${missing[*]}"
-sudo_cmd=()
-if [ "$(id -u)" -ne 0 ]; then sudo_cmd=(sudo); fi
-export DEBIAN_FRONTEND=noninteractive
-# Debian starts the packaged nginx and redis on install; the benchmark starts its own on free
-# loopback ports. Forbid service starts during the install unless a policy already exists.
-policy=/usr/sbin/policy-rc.d
-if [ ! -e "$policy" ]; then
-  "${sudo_cmd[@]}" sh -c "printf '#!/bin/sh\nexit 101\n' > $policy && chmod 755 $policy"
-  trap '"${sudo_cmd[@]}" rm -f "$policy"' EXIT
-fi
-"${sudo_cmd[@]}" apt-get update -qq
-"${sudo_cmd[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}"
+"$(dirname "$0")/apt-install.sh" "${missing[@]}"

@@ -26,27 +26,4 @@ if [ ${#missing[@]} -eq 0 ]; then
 fi
 
 echo "Installing test dependencies: ${missing[*]}"
-sudo_cmd=()
-if [ "$(id -u)" -ne 0 ]; then sudo_cmd=(sudo); fi
-export DEBIAN_FRONTEND=noninteractive
-
-# Debian starts the packaged nginx, caddy and redis services on install, and nginx and caddy would
-# both want port 80 (the second one's start, and so apt-get, would fail). The tests start their own
-# servers on free loopback ports with their own config and prefix: forbid service starts during the
-# install (policy-rc.d, honoured by invoke-rc.d and deb-systemd-invoke) unless a policy already exists.
-policy=/usr/sbin/policy-rc.d
-if [ ! -e "$policy" ]; then
-  "${sudo_cmd[@]}" sh -c "printf '#!/bin/sh\nexit 101\n' > $policy && chmod 755 $policy"
-  trap '"${sudo_cmd[@]}" rm -f "$policy"' EXIT
-fi
-"${sudo_cmd[@]}" apt-get update -qq
-"${sudo_cmd[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}"
-# Nor start at the next boot the nginx or caddy just installed (systemd machines only; one that was
-# already there is left as it was).
-if [ -d /run/systemd/system ]; then
-  for package in "${missing[@]}"; do
-    case "$package" in
-      nginx|caddy) "${sudo_cmd[@]}" systemctl disable --now "$package" >/dev/null 2>&1 || true ;;
-    esac
-  done
-fi
+"$(dirname "$0")/apt-install.sh" "${missing[@]}"
