@@ -165,3 +165,23 @@ export const COMMON_SETTINGS = {
     description: 'Extra comma-separated keys whose values are replaced by "[REDACTED]" in logs.'
   }
 } satisfies SettingsTable
+
+/** HOST and PORT: where a service listens (each service has its own default port). */
+export function listenSettings (defaultPort: number) {
+  return {
+    /** Interface to listen on. @default '0.0.0.0' */
+    host: {
+      env: 'HOST',
+      default: '0.0.0.0',
+      parse: string({ minLength: 1 }),
+      description: 'Interface to listen on.'
+    },
+    /** Port to listen on; 0 picks a free port (the real one is in the `listening` log line). */
+    port: {
+      env: 'PORT',
+      default: defaultPort,
+      parse: integer({ min: 0, max: 65535 }),
+      description: 'Port to listen on; `0` picks a free port, logged in the `listening` line.'
+    }
+  } satisfies SettingsTable
+}

@@ -5,7 +5,7 @@
  * production, timeouts that must nest) and resolves derived values.
  */
 import {
-  COMMON_SETTINGS, ConfigError, integer, list, loadSettings, number, string, url,
+  COMMON_SETTINGS, ConfigError, listenSettings, integer, list, loadSettings, number, string, url,
   type SettingsOf, type SettingsTable
 } from '../../common/src/config.js'
 import { CACHE_SETTINGS } from './cache/options.js'
@@ -18,20 +18,8 @@ const HEADER_NAME = /^[A-Za-z0-9!#$%&'*+.^_`|~-]{1,64}$/
 
 export const SETTINGS = {
   ...COMMON_SETTINGS,
-  /** Interface to listen on. @default '0.0.0.0' */
-  host: {
-    env: 'HOST',
-    default: '0.0.0.0',
-    parse: string({ minLength: 1 }),
-    description: 'Interface to listen on.'
-  },
-  /** Port to listen on; 0 picks a free port (the real one is in the `listening` log line). @default 8080 */
-  port: {
-    env: 'PORT',
-    default: 8080,
-    parse: integer({ min: 0, max: 65535 }),
-    description: 'Port to listen on; `0` picks a free port, logged in the `listening` line.'
-  },
+  /** HOST (0.0.0.0) and PORT (8080). */
+  ...listenSettings(8080),
   /** Base URL of upstream-ai; `/v1/ai/*` requests go to the same path there. @default http://127.0.0.1:8001 */
   upstreamUrl: {
     env: 'AI_UPSTREAM_URL',

@@ -5,27 +5,15 @@
  * it can run).
  */
 import {
-  COMMON_SETTINGS, ConfigError, integer, loadSettings, number, oneOf, string, url,
+  COMMON_SETTINGS, ConfigError, listenSettings, integer, loadSettings, number, oneOf, string, url,
   type SettingsOf, type SettingsTable
 } from '../../common/src/config.js'
 
 /** upstream-ai's settings table (docs/configuration.md lists every variable; common/test/docs.test.ts checks it). */
 export const SETTINGS = {
   ...COMMON_SETTINGS,
-  /** Interface to listen on. @default '0.0.0.0' */
-  host: {
-    env: 'HOST',
-    default: '0.0.0.0',
-    parse: string({ minLength: 1 }),
-    description: 'Interface to listen on.'
-  },
-  /** Port to listen on; 0 picks a free port (the real one is in the `listening` log line). @default 8001 */
-  port: {
-    env: 'PORT',
-    default: 8001,
-    parse: integer({ min: 0, max: 65535 }),
-    description: 'Port to listen on; `0` picks a free port, logged in the `listening` line.'
-  },
+  /** HOST (0.0.0.0) and PORT (8001). */
+  ...listenSettings(8001),
   /** `openai` or `mock`; unset means openai when OPENAI_API_KEY is set, else mock. @default undefined */
   provider: {
     env: 'AI_PROVIDER',
