@@ -1,20 +1,12 @@
 // Configuration: defaults, the production JWT secret rule, the trusted-header and timeout cross-checks, and every problem reported at once naming its variable.
 import t from 'tap'
-import { ConfigError } from '../../../common/src/config.js'
+import { configProblems } from '../../../common/testkit/config.js'
 import { loadConfig } from '../../src/config.js'
 import { DEV_JWT_SECRET } from '../../src/dev-secret.js'
 
 const SECRET = 'x'.repeat(32)
 
-function problems (env: Record<string, string>): string[] {
-  try {
-    loadConfig(env)
-  } catch (error) {
-    if (error instanceof ConfigError) return [...error.problems]
-    throw error
-  }
-  return []
-}
+const problems = (env: Record<string, string>): string[] => configProblems(loadConfig, env)
 
 t.test('defaults', async (t) => {
   const config = loadConfig({})

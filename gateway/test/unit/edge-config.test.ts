@@ -1,17 +1,9 @@
 // Configuration of rate limiting, Redis and the cache in the gateway's table: the defaults of issues 4 and 5, small windows and TTLs allowed for tests, and bad values refused naming the variable.
 import t from 'tap'
-import { ConfigError } from '../../../common/src/config.js'
+import { configProblems } from '../../../common/testkit/config.js'
 import { loadConfig } from '../../src/config.js'
 
-function problems (env: Record<string, string>): string[] {
-  try {
-    loadConfig(env)
-  } catch (error) {
-    if (error instanceof ConfigError) return [...error.problems]
-    throw error
-  }
-  return []
-}
+const problems = (env: Record<string, string>): string[] => configProblems(loadConfig, env)
 
 t.test('defaults', async (t) => {
   const config = loadConfig({})

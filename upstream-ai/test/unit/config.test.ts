@@ -1,17 +1,9 @@
 // upstream-ai configuration: defaults, the provider choice rules, and every problem named by its variable.
 import t from 'tap'
-import { ConfigError } from '../../../common/src/config.js'
+import { configProblems } from '../../../common/testkit/config.js'
 import { loadConfig, SETTINGS } from '../../src/config.js'
 
-function problemsOf (env: Record<string, string>): string[] {
-  try {
-    loadConfig(env)
-  } catch (error) {
-    if (error instanceof ConfigError) return [...error.problems]
-    throw error
-  }
-  return []
-}
+const problemsOf = (env: Record<string, string>): string[] => configProblems(loadConfig, env)
 
 t.test('defaults', async (t) => {
   const config = loadConfig({})
