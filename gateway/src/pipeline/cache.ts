@@ -29,6 +29,7 @@ import type { OutgoingHttpHeaders, ServerResponse } from 'node:http'
 import type { Dispatcher } from 'undici'
 import { ApiError } from '../../../common/src/errors.js'
 import { sendJson } from '../../../common/src/http.js'
+import { describeError } from '../../../common/src/sanitize.js'
 import type { Logger } from '../../../common/src/logger.js'
 import { formatTraceparent } from '../../../common/src/request-context.js'
 import { checkStorableAnswer, createEntry, hitAnswer, withRequestIds, type RequestIds } from '../cache/answer.js'
@@ -178,7 +179,8 @@ export function createCacheStage (options: CacheStageOptions): NamedStage {
     try {
       return await store.get(key)
     } catch (error) {
-      logger.warn({ err: error, event: 'cache_get_failed' }, 'cache lookup failed: treated as a miss')
+      // describeError: name, message, code and frames only; an ioredis error carries its command's arguments (the key, the answer).
+      logger.warn({ err: describeError(error), event: 'cache_get_failed' }, 'cache lookup failed: treated as a miss')
       return undefined
     }
   }
@@ -188,7 +190,7 @@ export function createCacheStage (options: CacheStageOptions): NamedStage {
     try {
       return await store.set(key, entry, ttlSeconds) === 'stored'
     } catch (error) {
-      logger.warn({ err: error, event: 'cache_set_failed' }, 'cache write failed: the answer is served, not stored')
+      logger.warn({ err: describeError(error), event: 'cache_set_failed' }, 'cache write failed: the answer is served, not stored')
       return false
     }
   }
