@@ -79,6 +79,10 @@ t.test('SIGTERM under load with open streams', async (t) => {
     return reply.status === 503 ? Date.now() : undefined
   }, { intervalMs: 5, timeoutMs: 2000, what: '/health/ready to say 503' })
   t.ok(ready - signalledAt < 200, `/health/ready said 503 ${ready - signalledAt} ms after SIGTERM`)
+  // One request certain to arrive while draining (the load loops may all have stopped before readiness said 503).
+  const late = await call(gateway.url, '/v1/ai/generate', { headers: auth, body: JSON.parse(payload) })
+  t.match({ status: late.status, type: late.json().error?.type, connection: late.headers.connection }, { status: 503, type: 'SERVICE_UNAVAILABLE', connection: 'close' },
+    'a request arriving once readiness said 503 gets 503 SERVICE_UNAVAILABLE with Connection: close')
 
   await Promise.all(loops)
   const before = outcomes.filter((outcome) => outcome.sentAt < signalledAt)
