@@ -2,7 +2,7 @@
 .DEFAULT_GOAL := help
 SHELL := /bin/bash
 
-.PHONY: help install build run token test deploy-test typecheck bench bench-soak soak
+.PHONY: help install build run token migrate test deploy-test typecheck bench bench-soak soak
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -20,6 +20,9 @@ run: build ## start upstream-ai (mock provider) and the gateway on localhost
 
 token: build ## print a development token: make token USER=alice
 	@node dist/gateway/src/tools/dev-token.js "$(or $(USER_ID),$(USER))"
+
+migrate: build ## create the usage ledger's tables at DATABASE_URL (the gateway also does at start; docs/usage.md)
+	@node dist/gateway/src/tools/migrate.js
 
 test: ## install what the tests need, build, run the whole suite
 	./scripts/install-test-deps.sh

@@ -14,6 +14,7 @@ export const ERROR_TYPES = {
   PAYLOAD_TOO_LARGE: { status: 413, message: 'The request body is too large.' },
   UNSUPPORTED_MEDIA_TYPE: { status: 415, message: 'The request body must be application/json.' },
   RATE_LIMIT_EXCEEDED: { status: 429, message: 'Too many requests.' },
+  TOKEN_BUDGET_EXCEEDED: { status: 429, message: 'The token budget is spent.' },
   INTERNAL_ERROR: { status: 500, message: 'An internal error occurred.' },
   PROVIDER_ERROR: { status: 502, message: 'The AI provider failed to answer.' },
   UPSTREAM_UNAVAILABLE: { status: 502, message: 'The AI service is unavailable.' },

@@ -10,8 +10,9 @@ import {
 } from '../../common/src/config.js'
 import { CACHE_SETTINGS } from './cache/options.js'
 import { DEV_JWT_SECRET, MIN_JWT_SECRET_BYTES } from './dev-secret.js'
-import { RATE_LIMIT_SETTINGS } from './ratelimit/settings.js'
+import { RATE_LIMIT_SETTINGS, TOKEN_BUDGET_SETTINGS } from './ratelimit/settings.js'
 import { REDIS_SETTINGS } from './redis.js'
+import { USAGE_SETTINGS } from './usage/settings.js'
 
 /** An HTTP header name (RFC 9110 token). */
 const HEADER_NAME = /^[A-Za-z0-9!#$%&'*+.^_`|~-]{1,64}$/
@@ -154,18 +155,21 @@ export const SETTINGS = {
     parse: integer({ min: 0, max: 65535 }),
     description: 'Serve `GET /metrics` on this port (on HOST) instead of PORT, which then answers 404 there; `0` picks a free port, logged in the `metrics listening` line.'
   },
-  /** PostgreSQL probed by `/health` (`SELECT 1`); unset: `db` is `disabled`. @default undefined */
+  /** PostgreSQL of the usage ledger, probed by `/health` (`SELECT 1`); unset: no ledger, `db` is `disabled`. @default undefined */
   databaseUrl: {
     env: 'DATABASE_URL',
     default: undefined,
     parse: url(['postgres:', 'postgresql:']),
     sensitive: true,
-    description: 'PostgreSQL (`postgres://user:password@host:port/db`) that `/health` probes with `SELECT 1`; unset: `db` is `disabled`.'
+    description: 'PostgreSQL (`postgres://user:password@host:port/db`) that holds the usage ledger (docs/usage.md) and that `/health` probes with `SELECT 1`; unset: the ledger is off and `db` is `disabled`.'
   },
   // Rate limiting (docs/rate-limiting.md), the shared Redis, and the cache (docs/caching.md).
   ...RATE_LIMIT_SETTINGS,
+  ...TOKEN_BUDGET_SETTINGS,
   ...REDIS_SETTINGS,
-  ...CACHE_SETTINGS
+  ...CACHE_SETTINGS,
+  // The usage ledger in PostgreSQL at DATABASE_URL (docs/usage.md).
+  ...USAGE_SETTINGS
 } satisfies SettingsTable
 
 export type GatewaySettings = SettingsOf<typeof SETTINGS>

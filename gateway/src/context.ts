@@ -8,8 +8,8 @@ import type { IncomingMessage } from 'node:http'
 import { requestIdFrom, traceContextFrom, type TraceContext } from '../../common/src/request-context.js'
 import type { ApiError } from '../../common/src/errors.js'
 
-/** The two proxied routes (also the `route` label of the completion log). */
-export type AiRoute = '/v1/ai/generate' | '/v1/ai/chat'
+/** The two proxied routes and the usage read (also the `route` label of the completion log). */
+export type AiRoute = '/v1/ai/generate' | '/v1/ai/chat' | '/v1/ai/usage'
 
 export interface RequestBody {
   /** The bytes the client sent: what upstream-ai receives, unchanged. */
@@ -47,8 +47,14 @@ export interface RequestContext {
    * upstream-ai was called once for all of them, by a request whose `collapsed` is false.
    */
   collapsed: boolean
-  /** The upstream's `usage.total_tokens` (from the JSON answer or the stream's `done` event); undefined when unknown. */
+  /**
+   * The upstream's `usage.total_tokens` (from the JSON answer or the stream's `done` event); undefined when unknown.
+   * With token budgets on, a stream keeps a running estimate here until its `done` event (promptTokens +
+   * ceil(delta text characters / 4), see pipeline/usage.ts), so a stream cut short reports what it used.
+   */
   tokensUsed: number | undefined
+  /** The prompt's token estimate, set when a token reservation was made (rate-limit stage); undefined otherwise. */
+  promptTokens: number | undefined
   /** How the exchange ended, beyond the status code. */
   outcome: {
     /** The error type the client was told about (answer, `event: error`, or the upstream's envelope). */
@@ -79,6 +85,7 @@ export function createContext (req: IncomingMessage, receivedAt: number): Reques
     cached: false,
     collapsed: false,
     tokensUsed: undefined,
+    promptTokens: undefined,
     outcome: { errorType: undefined, cutByGateway: false },
     abort: undefined
   }

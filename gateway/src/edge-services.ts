@@ -20,9 +20,10 @@ import { createMemoryStore, type MemoryStore } from './cache/memory-store.js'
 import { createRedisStore } from './cache/redis-store.js'
 import type { GatewayConfig } from './config.js'
 import { createCacheStage, type UpstreamAnswer } from './pipeline/cache.js'
-import { createRateLimitStage } from './pipeline/rate-limit.js'
+import { createRateLimitStage, type RateLimitStage } from './pipeline/rate-limit.js'
 import type { NamedStage } from './pipeline/stage.js'
-import { createRateLimiter, type ConfiguredRateLimiter, type RateLimiterState } from './ratelimit/index.js'
+import { createRateLimiter, TOKEN_BUDGET_DEFAULTS, type ConfiguredRateLimiter, type RateLimiterState } from './ratelimit/index.js'
+import type { TokenBudgetReader } from './ratelimit/token-budget.js'
 import {
   closeRedisClient, createRedisClient, createRedisClusterClient, describeClusterTarget, redactRedisUrl, type RedisClient
 } from './redis.js'
@@ -61,8 +62,10 @@ export interface EdgeServices {
   /** The shared client (one Redis, or a Cluster), for health probes (pingRedis); undefined without REDIS_URL or REDIS_CLUSTER_NODES. */
   redis: RedisClient | undefined
   rateLimiter: ConfiguredRateLimiter
+  /** The callers' token budgets now, for GET /v1/ai/usage (an empty array when token budgets are off). */
+  tokenBudgets: TokenBudgetReader
   /** For buildPipeline; undefined when the feature is off. */
-  stages: { rateLimit: NamedStage | undefined; cache: NamedStage | undefined }
+  stages: { rateLimit: RateLimitStage | undefined; cache: NamedStage | undefined }
   state: () => EdgeState
   /** For shutdown, in order: the limiter (its probe timer), then the Redis client. */
   closers: Closer[]
@@ -71,7 +74,8 @@ export interface EdgeServices {
 export function createEdgeServices (options: EdgeServicesOptions): EdgeServices {
   const { config, logger } = options
   const windowMs = config.rateLimitWindowSeconds * 1000
-  const used = config.rateLimitEnabled || config.cacheEnabled
+  const tokenBudgetsOn = config.tokenLimitPerMinute !== undefined || config.tokenLimitPerDay !== undefined
+  const used = config.rateLimitEnabled || tokenBudgetsOn || config.cacheEnabled
   const redisUrl = config.redisUrl !== undefined && used ? config.redisUrl : undefined
   // loadConfig refuses REDIS_URL and REDIS_CLUSTER_NODES together.
   const clusterTarget = config.redisClusterNodes !== undefined && used ? config.redisClusterNodes : undefined
@@ -81,7 +85,7 @@ export function createEdgeServices (options: EdgeServicesOptions): EdgeServices 
       ? undefined
       : createRedisClient({ url: redisUrl, commandTimeoutMs: config.redisTimeoutMs, logger })
   if (redis !== undefined) {
-    const users = [config.rateLimitEnabled ? 'rate limiter' : undefined, config.cacheEnabled ? 'cache' : undefined].filter((user) => user !== undefined)
+    const users = [config.rateLimitEnabled || tokenBudgetsOn ? 'rate limiter' : undefined, config.cacheEnabled ? 'cache' : undefined].filter((user) => user !== undefined)
     const where = clusterTarget !== undefined ? describeClusterTarget(clusterTarget) : redactRedisUrl(redisUrl!)
     logger.info({ redis: where, timeout_ms: config.redisTimeoutMs, for: users }, 'using Redis')
   } else if (used) {
@@ -95,6 +99,7 @@ export function createEdgeServices (options: EdgeServicesOptions): EdgeServices 
     redis,
     failureMode: config.rateLimitFailureMode,
     redisTimeoutMs: config.redisTimeoutMs,
+    tokens: { perMinute: config.tokenLimitPerMinute, perDay: config.tokenLimitPerDay },
     logger
   })
   logger.info({
@@ -102,7 +107,10 @@ export function createEdgeServices (options: EdgeServicesOptions): EdgeServices 
     limit: config.rateLimitPerWindow,
     window_seconds: config.rateLimitWindowSeconds,
     store: rateLimiter.state(),
-    failure_mode: config.rateLimitFailureMode
+    failure_mode: config.rateLimitFailureMode,
+    token_limit_per_min: config.tokenLimitPerMinute ?? null,
+    token_limit_per_day: config.tokenLimitPerDay ?? null,
+    ...(tokenBudgetsOn ? { token_estimate_default_max_tokens: config.tokenEstimateDefaultMaxTokens } : {})
   }, 'rate limiting')
 
   let memory: MemoryStore | undefined
@@ -153,9 +161,18 @@ export function createEdgeServices (options: EdgeServicesOptions): EdgeServices 
   return {
     redis,
     rateLimiter,
+    tokenBudgets: { tokenBudgets: rateLimiter.tokenBudgets },
     stages: {
-      // Disabled: no stage at all (no check, no headers).
-      rateLimit: config.rateLimitEnabled ? createRateLimitStage({ limiter: rateLimiter, windowMs }) : undefined,
+      // Disabled (no request limit, no token budgets): no stage at all (no check, no headers).
+      rateLimit: config.rateLimitEnabled || tokenBudgetsOn
+        ? createRateLimitStage({
+          limiter: rateLimiter,
+          windowMs,
+          tokens: tokenBudgetsOn
+            ? { defaultMaxTokens: config.tokenEstimateDefaultMaxTokens, minuteMs: TOKEN_BUDGET_DEFAULTS.minuteMs, dayMs: TOKEN_BUDGET_DEFAULTS.dayMs }
+            : undefined
+        })
+        : undefined,
       cache: cacheStage
     },
     state: () => ({

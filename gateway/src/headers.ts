@@ -33,11 +33,27 @@ const NOT_TO_CLIENT: ReadonlySet<string> = new Set([
   'x-request-id'
 ])
 
+/** Connection values seen before, parsed: every keep-alive answer from upstream-ai carries the same one. */
+const parsedConnectionValues = new Map<string, ReadonlySet<string>>()
+/** Distinct values remembered; others (a client sending odd ones) are parsed each time. */
+const MAX_PARSED_CONNECTION_VALUES = 64
+
 /** The header names a Connection header lists (lower case). */
 export function connectionOptions (value: string | string[] | undefined): ReadonlySet<string> | undefined {
   if (value === undefined) return undefined
+  if (typeof value === 'string') {
+    const known = parsedConnectionValues.get(value)
+    if (known !== undefined) return known
+    const names = parseConnectionOptions([value])
+    if (parsedConnectionValues.size < MAX_PARSED_CONNECTION_VALUES && value.length <= 256) parsedConnectionValues.set(value, names)
+    return names
+  }
+  return parseConnectionOptions(value)
+}
+
+function parseConnectionOptions (value: readonly string[]): ReadonlySet<string> {
   const names = new Set<string>()
-  for (const item of Array.isArray(value) ? value : [value]) {
+  for (const item of value) {
     for (const name of item.split(',')) {
       const trimmed = name.trim().toLowerCase()
       if (trimmed !== '') names.add(trimmed)

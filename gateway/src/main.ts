@@ -25,6 +25,11 @@ import { createUpstreamProbe } from './probes/upstream.js'
 import { buildServer } from './server.js'
 import { Drain, handleSignals, shutdown, type Closer } from './shutdown.js'
 import { createUpstreamGate } from './upstream-gate.js'
+import { createUsageRoute } from './usage/route.js'
+import { createUsageServices } from './usage/services.js'
+
+/** Least time the usage ledger gets to write what is left at shutdown, even when draining used the whole grace period. */
+const USAGE_FLUSH_MIN_MS = 2000
 
 /** Idle pooled sockets to upstream-ai are closed after this (below Node's 5 s server default, so we close first). */
 const UPSTREAM_IDLE_SOCKET_MS = 4000
@@ -66,13 +71,16 @@ async function main (): Promise<void> {
   const edge = createEdgeServices({ config, logger, upstream: upstreamPool, upstreamGate, now })
 
   const drain = new Drain()
+  const graceMs = config.shutdownGraceSeconds * 1000
+  let shutdownStartedAt = now()
 
   // Observability (docs/observability.md): one registry for this process, fed by the completion log.
   const metrics = createMetrics({
     defaultMetrics: true,
     limiterState: () => edge.rateLimiter.state(),
     cacheMode: () => edge.state().cache.store,
-    redisConfigured: edge.redis !== undefined
+    redisConfigured: edge.redis !== undefined,
+    tokenSettleFailures: () => edge.rateLimiter.settleFailures()
   })
   edge.redis?.on('error', () => { metrics.redisError('connection') })
   const db = config.databaseUrl === undefined ? undefined : createPostgresProbe({ url: config.databaseUrl, now })
@@ -85,15 +93,20 @@ async function main (): Promise<void> {
     cacheMs: config.healthCacheMs
   })
 
+  // The usage ledger (DATABASE_URL): fed by the completion log, read by GET /v1/ai/usage (docs/usage.md).
+  const usage = createUsageServices({ config, logger, registry: metrics.registry })
+
+  // One identity stage for the AI routes and GET /v1/ai/usage.
+  const identity = createIdentityStage({
+    key: await importHs256Key(config.jwtSecret),
+    issuer: config.jwtIssuer,
+    audience: config.jwtAudience,
+    clockToleranceSeconds: config.jwtClockToleranceSeconds,
+    keyId: config.jwtKeyId,
+    trustedUserHeader: config.trustedUserHeader
+  })
   const pipeline = buildPipeline({
-    identity: createIdentityStage({
-      key: await importHs256Key(config.jwtSecret),
-      issuer: config.jwtIssuer,
-      audience: config.jwtAudience,
-      clockToleranceSeconds: config.jwtClockToleranceSeconds,
-      keyId: config.jwtKeyId,
-      trustedUserHeader: config.trustedUserHeader
-    }),
+    identity,
     rateLimit: edge.stages.rateLimit,
     body: createBodyStage({ maxBodyBytes: config.maxBodyBytes }),
     cache: edge.stages.cache,
@@ -114,7 +127,14 @@ async function main (): Promise<void> {
     drain,
     logger,
     sanitize,
-    completionLog: createCompletionLog({ logger, sanitize, metrics, now }),
+    completionLog: createCompletionLog({ logger, sanitize, metrics, now, listeners: usage === undefined ? [] : [usage.ledger.record] }),
+    usage: createUsageRoute({
+      identity,
+      ledger: usage,
+      tokenBudgets: edge.tokenBudgets.tokenBudgets,
+      requestLimit: config.rateLimitEnabled ? { limit: config.rateLimitPerWindow, windowSeconds: config.rateLimitWindowSeconds } : undefined,
+      logger
+    }),
     // With AI_GATEWAY_METRICS_PORT, /metrics has its own listener (below) and is not served here.
     metrics: config.metricsPort === undefined ? metrics : undefined,
     now,
@@ -129,6 +149,12 @@ async function main (): Promise<void> {
     { name: 'upstream-pool', close: async () => { await upstreamPool.close() } },
     { name: 'health-probes', close: async () => { await probes.close() } },
     { name: 'health-db', close: async () => { await db?.close() } },
+    // After the server: every completion record is in. It gets what is left of the grace period (at least USAGE_FLUSH_MIN_MS).
+    {
+      name: 'usage-ledger',
+      timeoutMs: graceMs + USAGE_FLUSH_MIN_MS + 1000,
+      close: async () => { await usage?.close(Math.max(USAGE_FLUSH_MIN_MS, shutdownStartedAt + graceMs - now())) }
+    },
     ...edge.closers
   ]
 
@@ -163,7 +189,10 @@ async function main (): Promise<void> {
   }
 
   handleSignals(
-    async () => { await shutdown({ server, drain, graceMs: config.shutdownGraceSeconds * 1000, closers, logger }) },
+    async () => {
+      shutdownStartedAt = now()
+      await shutdown({ server, drain, graceMs, closers, logger })
+    },
     drain,
     (error) => {
       if (error !== undefined) logger.error({ err: error }, 'shutdown failed')

@@ -40,6 +40,8 @@ export interface MetricsOptions {
   cacheMode?: (() => CacheMode | string) | undefined
   /** REDIS_URL is set: only then is a cache on memory a fallback (without Redis, memory is the design). @default false */
   redisConfigured?: boolean
+  /** Token reservations whose settle failed so far (the rate limiter's `settleFailures()`). @default undefined (reported as 0) */
+  tokenSettleFailures?: (() => number) | undefined
 }
 
 export interface Metrics {
@@ -59,6 +61,48 @@ const REQUEST_BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10
 
 /** Most distinct `error_type` label values; the rest are counted as `other`. */
 const MAX_ERROR_TYPES = 64
+
+type LabelValue = string | number | boolean
+
+/**
+ * prom-client children by label values, each made once: a request then
+ * records through its child, without a labels object (and, for a histogram,
+ * a closure) built per call. Keyed by nested Maps on the raw values, so a
+ * lookup allocates nothing. As bounded as the label sets themselves.
+ */
+class Children<T> {
+  readonly #root = new Map<LabelValue, unknown>()
+  readonly #make: (values: LabelValue[]) => T
+  readonly #depth: number
+
+  constructor (depth: number, make: (values: LabelValue[]) => T) {
+    this.#depth = depth
+    this.#make = make
+  }
+
+  get (a: LabelValue, b: LabelValue = '', c: LabelValue = ''): T {
+    const first = this.#root.get(a) as Map<LabelValue, unknown> | T | undefined
+    if (this.#depth === 1) return (first as T | undefined) ?? this.#add([a])
+    const second = (first as Map<LabelValue, unknown> | undefined)?.get(b) as Map<LabelValue, unknown> | T | undefined
+    if (this.#depth === 2) return (second as T | undefined) ?? this.#add([a, b])
+    return ((second as Map<LabelValue, unknown> | undefined)?.get(c) as T | undefined) ?? this.#add([a, b, c])
+  }
+
+  #add (values: LabelValue[]): T {
+    const child = this.#make(values)
+    let level = this.#root
+    for (let i = 0; i < values.length - 1; i++) {
+      let next = level.get(values[i]!) as Map<LabelValue, unknown> | undefined
+      if (next === undefined) {
+        next = new Map()
+        level.set(values[i]!, next)
+      }
+      level = next
+    }
+    level.set(values[values.length - 1]!, child)
+    return child
+  }
+}
 
 export function createMetrics (options: MetricsOptions = {}): Metrics {
   const registry = options.registry ?? new Registry()
@@ -118,8 +162,28 @@ export function createMetrics (options: MetricsOptions = {}): Metrics {
     labelNames: ['source'] as const,
     registers
   })
+  const tokenBudgetDenied = new Counter({
+    name: 'ai_gateway_token_budget_denied_total',
+    help: '/v1/ai/* requests refused because their token estimate did not fit a token budget (429 TOKEN_BUDGET_EXCEEDED; also counted in ai_gateway_rate_limited_total).',
+    labelNames: ['route'] as const,
+    registers
+  })
+  const tokenSettleFailures = options.tokenSettleFailures
+  let settleFailuresSeen = 0
+  new Counter({
+    name: 'ai_gateway_token_settle_failures_total',
+    help: 'Token reservations whose settle failed (Redis unavailable or too slow); each keeps its estimate until it leaves its window.',
+    registers,
+    collect () {
+      // The limiter counts; the scrape adds what it counted since the last one.
+      const now = tokenSettleFailures?.() ?? 0
+      if (now > settleFailuresSeen) this.inc(now - settleFailuresSeen)
+      settleFailuresSeen = now
+    }
+  })
   // Present at 0 from the start, so dashboards and alerts see the series before the first request.
   for (const route of ['/v1/ai/generate', '/v1/ai/chat']) rateLimited.inc({ route }, 0)
+  for (const route of ['/v1/ai/generate', '/v1/ai/chat']) tokenBudgetDenied.inc({ route }, 0)
   for (const result of ['hit', 'miss', 'bypass']) cacheRequests.inc({ result }, 0)
   redisErrors.inc({ source: 'connection' }, 0)
 
@@ -153,6 +217,14 @@ export function createMetrics (options: MetricsOptions = {}): Metrics {
     }
   })
 
+  const requestChildren = new Children(3, ([route, code, outcome]) => requests.labels({ route: String(route), code: String(code), outcome: String(outcome) }))
+  const durationChildren = new Children(3, ([route, outcome, stream]) => requestDuration.labels({ route: String(route), outcome: String(outcome), stream: String(stream) }))
+  const upstreamChildren = new Children(2, ([route, stream]) => upstreamDuration.labels({ route: String(route), stream: String(stream) }))
+  const errorChildren = new Children(2, ([route, type]) => errors.labels({ route: String(route), error_type: String(type) }))
+  const rateLimitedChildren = new Children(1, ([route]) => rateLimited.labels({ route: String(route) }))
+  const cacheChildren = new Children(1, ([result]) => cacheRequests.labels({ result: String(result) }))
+  const tokenChildren = new Children(2, ([route, source]) => tokens.labels({ route: String(route), source: String(source) }))
+
   const knownErrorTypes = new Set<string>()
   const errorLabel = (type: string): string => {
     if (knownErrorTypes.has(type)) return type
@@ -168,16 +240,16 @@ export function createMetrics (options: MetricsOptions = {}): Metrics {
       res.once('close', () => { tracked.delete(slot) })
     },
     observe: (record) => {
-      const { route } = record
-      const stream = String(record.stream)
-      requests.inc({ route, code: String(record.http_status), outcome: record.status })
-      requestDuration.observe({ route, outcome: record.status, stream }, record.latency_ms / 1000)
-      if (record.upstream_latency_ms !== null) upstreamDuration.observe({ route, stream }, record.upstream_latency_ms / 1000)
-      if (record.error_type !== undefined) errors.inc({ route, error_type: errorLabel(record.error_type) })
-      if (record.rate_limited) rateLimited.inc({ route })
-      if (record.cache !== null) cacheRequests.inc({ result: record.cache })
+      const { route, stream } = record
+      requestChildren.get(route, record.http_status, record.status).inc()
+      durationChildren.get(route, record.status, stream).observe(record.latency_ms / 1000)
+      if (record.upstream_latency_ms !== null) upstreamChildren.get(route, stream).observe(record.upstream_latency_ms / 1000)
+      if (record.error_type !== undefined) errorChildren.get(route, errorLabel(record.error_type)).inc()
+      if (record.rate_limited) rateLimitedChildren.get(route).inc()
+      if (record.error_type === 'TOKEN_BUDGET_EXCEEDED') tokenBudgetDenied.inc({ route })
+      if (record.cache !== null) cacheChildren.get(record.cache).inc()
       if (record.tokens_used !== null && record.tokens_used > 0) {
-        tokens.inc({ route, source: record.cached || record.collapsed ? 'cache' : 'upstream' }, record.tokens_used)
+        tokenChildren.get(route, record.cached || record.collapsed ? 'cache' : 'upstream').inc(record.tokens_used)
       }
     },
     redisError: (source) => { redisErrors.inc({ source }) },

@@ -15,6 +15,7 @@ import { answerMetrics, type Metrics } from './metrics.js'
 import type { CompletionLog } from './pipeline/completion-log.js'
 import { runPipeline, type NamedStage } from './pipeline/stage.js'
 import { drainingError, type Drain } from './shutdown.js'
+import { USAGE_PATH, type UsageRoute } from './usage/route.js'
 
 interface RouteBase {
   /** The `Allow` header value. */
@@ -23,7 +24,7 @@ interface RouteBase {
 }
 type Route =
   | RouteBase & { kind: 'ai'; path: AiRoute }
-  | RouteBase & { kind: 'health' | 'ready' | 'live' | 'metrics' }
+  | RouteBase & { kind: 'health' | 'ready' | 'live' | 'metrics' | 'usage' }
 
 const POST = { allow: 'POST', methods: new Set(['POST']) }
 const GET = { allow: 'GET, HEAD', methods: new Set(['GET', 'HEAD']) }
@@ -32,6 +33,7 @@ const GET = { allow: 'GET, HEAD', methods: new Set(['GET', 'HEAD']) }
 const ROUTES: ReadonlyMap<string, Route> = new Map<string, Route>([
   ['/v1/ai/generate', { kind: 'ai', path: '/v1/ai/generate', ...POST }],
   ['/v1/ai/chat', { kind: 'ai', path: '/v1/ai/chat', ...POST }],
+  [USAGE_PATH, { kind: 'usage', allow: 'GET', methods: new Set(['GET']) }],
   ['/health', { kind: 'health', ...GET }],
   ['/health/ready', { kind: 'ready', ...GET }],
   ['/health/live', { kind: 'live', ...GET }],
@@ -63,6 +65,8 @@ export interface ServerOptions {
   sanitize: Sanitizer
   /** The one `request completed` line (and metrics record) per `/v1/ai/*` request. */
   completionLog: CompletionLog
+  /** `GET /v1/ai/usage` (usage/route.ts); undefined: that path is 404. @default undefined */
+  usage?: UsageRoute | undefined
   /** Serve `GET /metrics` from these on this server; undefined when they have their own port (then `/metrics` is 404 here). @default undefined */
   metrics?: Metrics | undefined
   /** Monotonic clock, in ms. */
@@ -74,7 +78,7 @@ export interface ServerOptions {
 }
 
 export function buildServer (options: ServerOptions): Server {
-  const { pipeline, health, drain, logger, sanitize, completionLog, metrics, now } = options
+  const { pipeline, health, drain, logger, sanitize, completionLog, metrics, now, usage } = options
 
   /** The error boundary: every refusal, from any stage, is answered here. */
   const answerError = (ctx: RequestContext, req: IncomingMessage, res: ServerResponse, thrown: unknown): void => {
@@ -119,15 +123,21 @@ export function buildServer (options: ServerOptions): Server {
     const path = pathOf(req.url)
     const found = ROUTES.get(path)
     // With its own port (AI_GATEWAY_METRICS_PORT), /metrics is not a route here.
-    const route = found?.kind === 'metrics' && metrics === undefined ? undefined : found
+    const route = (found?.kind === 'metrics' && metrics === undefined) || (found?.kind === 'usage' && usage === undefined) ? undefined : found
     if (path.startsWith(AI_PREFIX)) {
       if (route?.kind === 'ai') ctx.route = route.path
+      else if (route?.kind === 'usage') ctx.route = USAGE_PATH
       completionLog.track(ctx, req, res)
     }
     try {
       if (route === undefined) throw new ApiError('NOT_FOUND')
       if (!route.methods.has(ctx.method)) {
         throw new ApiError('METHOD_NOT_ALLOWED', `Use ${route.allow} on this route.`, { headers: { allow: route.allow } })
+      }
+      if (route.kind === 'usage' && usage !== undefined) {
+        if (drain.draining) throw drainingError()
+        await usage(ctx, req, res)
+        return
       }
       if (route.kind !== 'ai') {
         await answerOwnRoute(route, req, res)

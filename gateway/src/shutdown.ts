@@ -16,6 +16,8 @@ import { InFlight } from './in-flight.js'
 export interface Closer {
   name: string
   close: () => Promise<void> | void
+  /** How long shutdown waits for it, in ms. @default CLOSER_TIMEOUT_MS (2000) */
+  timeoutMs?: number
 }
 
 /** How long one closer may take before shutdown moves on, in ms. */
@@ -119,7 +121,7 @@ export async function shutdown (options: ShutdownOptions): Promise<void> {
   })
   for (const closer of options.closers) {
     try {
-      await withTimeout(closer.close(), CLOSER_TIMEOUT_MS)
+      await withTimeout(closer.close(), closer.timeoutMs ?? CLOSER_TIMEOUT_MS)
     } catch (error) {
       logger.warn({ closer: closer.name, err: error }, 'closer failed')
     }

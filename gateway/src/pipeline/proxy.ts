@@ -154,7 +154,7 @@ class UpstreamExchange {
     const errorBody = status >= 400 ? [] as Buffer[] : undefined
     let errorBodyBytes = 0
     // tokens_used: the stream's `done` event as it passes, or the JSON answer's usage at its end (usage.ts).
-    const usage = createUsageTap({ status, contentType: proxyRes.headers['content-type'], stream: sse }, (tokens) => { this.#ctx.tokensUsed = tokens })
+    const usage = createUsageTap({ status, contentType: proxyRes.headers['content-type'], stream: sse, promptTokens: this.#ctx.promptTokens }, (tokens) => { this.#ctx.tokensUsed = tokens })
     proxyRes.on('data', (chunk: Buffer) => {
       if (errorBody !== undefined && errorBodyBytes + chunk.length <= MAX_ERROR_BODY_BYTES) {
         errorBody.push(chunk)

@@ -10,13 +10,22 @@
  * - A JSON answer (2xx): its bytes are kept up to MAX_JSON_USAGE_BYTES, as
  *   references to the chunks already read, and parsed once at its end.
  * Anything else (an error answer, another content type) reports nothing.
+ *
+ * With token budgets on (`promptTokens` given), a stream also reports a
+ * running estimate as its `delta` events pass: promptTokens + ceil(delta
+ * text characters / 4), until the `done` event brings the real count. A
+ * stream cut short (client gone, upstream died, idle timeout) has thus
+ * reported what it used by the time its response closes, and the
+ * reservation is settled to that (ratelimit/token-estimate.ts).
  */
+import { BYTES_PER_TOKEN } from '../ratelimit/token-estimate.js'
 
 /** Largest JSON answer kept to read its usage; a larger one logs `tokens_used: null`. */
 export const MAX_JSON_USAGE_BYTES = 1_048_576
 
 const JSON_CONTENT_TYPE = /^application\/(?:[\w.+-]+\+)?json\s*(?:;|$)/i
 const DONE = Buffer.from('done')
+const DELTA = Buffer.from('delta')
 
 function isObject (value: unknown): value is Record<string, unknown> {
   return value !== null && typeof value === 'object' && !Array.isArray(value)
@@ -39,6 +48,26 @@ export function doneEventTokens (events: Buffer): number | undefined {
   // The common case (a delta event) costs this one search.
   if (events.indexOf(DONE) === -1) return undefined
   let tokens: number | undefined
+  for (const data of eventData(events, 'done')) {
+    tokens = totalTokensOf(data) ?? tokens
+  }
+  return tokens
+}
+
+/** Characters of `text` in the `delta` events among whole SSE events (`data: {"text": "…"}`). */
+export function deltaTextLength (events: Buffer): number {
+  if (events.indexOf(DELTA) === -1) return 0
+  let length = 0
+  for (const data of eventData(events, 'delta')) {
+    const text = isObject(data) ? data.text : undefined
+    if (typeof text === 'string') length += text.length
+  }
+  return length
+}
+
+/** The parsed `data` of each event named `name`, following the SSE field rules; malformed data is skipped. */
+function eventData (events: Buffer, name: string): unknown[] {
+  const found: unknown[] = []
   for (const block of events.toString('utf8').split(/\r\n\r\n|\n\n|\r\r/)) {
     let event = 'message'
     const data: string[] = []
@@ -50,14 +79,14 @@ export function doneEventTokens (events: Buffer): number | undefined {
       if (field === 'event') event = value
       else if (field === 'data') data.push(value)
     }
-    if (event !== 'done' || data.length === 0) continue
+    if (event !== name || data.length === 0) continue
     try {
-      tokens = totalTokensOf(JSON.parse(data.join('\n'))) ?? tokens
+      found.push(JSON.parse(data.join('\n')))
     } catch {
-      // A malformed done event: no usage to read.
+      // A malformed event: nothing to read.
     }
   }
-  return tokens
+  return found
 }
 
 export interface UsageTap {
@@ -72,15 +101,31 @@ const NOTHING: UsageTap = Object.freeze({ push: () => {}, end: () => {} })
 /**
  * A tap on one upstream answer that calls `onTokens` with its
  * `usage.total_tokens`: as soon as a stream's `done` event passes, or at the
- * end of a JSON answer.
+ * end of a JSON answer. With `promptTokens` (token budgets on), a stream
+ * also reports the running estimate after each `delta` event until then.
  */
-export function createUsageTap (answer: { status: number; contentType: string | undefined; stream: boolean }, onTokens: (tokens: number) => void): UsageTap {
+export function createUsageTap (
+  answer: { status: number; contentType: string | undefined; stream: boolean; promptTokens?: number | undefined },
+  onTokens: (tokens: number) => void
+): UsageTap {
   if (answer.status < 200 || answer.status >= 300) return NOTHING
   if (answer.stream) {
+    const promptTokens = answer.promptTokens
+    let deltaChars = 0
+    let done = false
     return {
       push: (bytes) => {
         const tokens = doneEventTokens(bytes)
-        if (tokens !== undefined) onTokens(tokens)
+        if (tokens !== undefined) {
+          done = true
+          onTokens(tokens)
+          return
+        }
+        if (promptTokens === undefined || done) return
+        const length = deltaTextLength(bytes)
+        if (length === 0) return
+        deltaChars += length
+        onTokens(promptTokens + Math.ceil(deltaChars / BYTES_PER_TOKEN))
       },
       end: () => {}
     }

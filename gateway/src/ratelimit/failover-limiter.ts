@@ -18,6 +18,13 @@
  * algorithm, per instance); `open` allows everything (source `none`, nothing
  * counted); `closed` answers RateLimitUnavailable (the pipeline's 503
  * RATE_LIMITER_UNAVAILABLE).
+ *
+ * With token budgets (`tokens`), admit() makes the same one decision with
+ * the request limit and the reservation together (redis-token-limiter.ts,
+ * memory-token-limiter.ts), and settle() settles a reservation where it was
+ * made, off the request path, bounded by `settleTimeoutMs`: a failure is
+ * logged and counted, never thrown; a Redis reservation left unsettled
+ * keeps its estimate until it leaves its window.
  */
 import type { Logger } from '../../../common/src/logger.js'
 import { isRedisReady, withDeadline, type RedisClient } from '../redis.js'
@@ -27,6 +34,7 @@ import {
 } from './limiter.js'
 import { createMemoryLimiter } from './memory-limiter.js'
 import { createRedisLimiter, type RedisLimiter } from './redis-limiter.js'
+import type { Admission, Reservation, TokenBudgetStatus, TokenLimiter } from './token-budget.js'
 
 export interface FailoverLimiterOptions {
   /** The shared client (createRedisClient or createRedisClusterClient in ../redis.ts); used for the limiter and the probe. */
@@ -50,6 +58,10 @@ export interface FailoverLimiterOptions {
   primary?: RedisLimiter
   /** The `memory` failure mode's limiter. @default createMemoryLimiter({ limit, windowMs, clock, maxUsers }) */
   fallback?: RateLimiter
+  /** Token budgets: the Redis admission and the `memory` failure mode's one. @default undefined (token budgets off) */
+  tokens?: { primary: TokenLimiter; fallback: TokenLimiter } | undefined
+  /** Longest a settle waits on Redis, off the request path. @default 1000 */
+  settleTimeoutMs?: number
 }
 
 /** The two log lines of a switch (msg field), stable for alerts and tests. */
@@ -64,7 +76,18 @@ export type FailoverState = 'redis' | 'fallback'
 export interface FailoverLimiter extends GatewayRateLimiter {
   /** The current state (for health and metrics). */
   state: () => FailoverState
+  /** The request limit and the token reservation in one decision (just the request limit without token budgets). Never rejects. */
+  admit: (userId: string, tokens: number) => Promise<Admission>
+  /** Settles a reservation where it was made; fire and forget (failures are logged and counted). */
+  settle: (reservation: Reservation, usedTokens: number) => void
+  /** The budgets now; empty when token budgets are off or cannot be read (Redis unavailable, failure mode open or closed). */
+  tokenBudgets: (userId: string) => Promise<TokenBudgetStatus[]>
+  /** Settles that failed so far (for metrics). */
+  settleFailures: () => number
 }
+
+/** The settle failure line (msg field): logged once per run of failures. */
+export const SETTLE_FAILED_LOG_MESSAGE = 'token budget: settling a reservation failed; it keeps its estimate until it leaves its window'
 
 export function createFailoverLimiter (options: FailoverLimiterOptions): FailoverLimiter {
   assertLimitOptions(options)
@@ -77,6 +100,11 @@ export function createFailoverLimiter (options: FailoverLimiterOptions): Failove
   const fallback = options.fallback ?? createMemoryLimiter({
     limit, windowMs, clock, maxUsers: options.maxUsers ?? RATE_LIMIT_DEFAULTS.maxUsers
   })
+
+  const tokens = options.tokens
+  const settleTimeoutMs = options.settleTimeoutMs ?? 1000
+  let settleFailures = 0
+  let failingSettles = false
 
   let state: FailoverState = 'redis'
   let fallbackSince = 0
@@ -142,27 +170,66 @@ export function createFailoverLimiter (options: FailoverLimiterOptions): Failove
     )
   }
 
+  /** Runs `attempt` on Redis while in state `redis` (bounded); undefined when the failure mode must answer. */
+  const onRedis = async <T>(attempt: () => Promise<T>): Promise<T | undefined> => {
+    if (state !== 'redis') return undefined
+    if (!isRedisReady(redis)) {
+      switchToFallback(new Error(`redis connection is ${redis.status}`))
+      return undefined
+    }
+    try {
+      return await withDeadline(attempt(), timeoutMs)
+    } catch (error) {
+      switchToFallback(error)
+      return undefined
+    }
+  }
+
+  const settled = (): void => { failingSettles = false }
+  const settleFailed = (error: unknown): void => {
+    settleFailures++
+    // One warning per run of failures (an outage fails them all), debug lines for the rest.
+    if (failingSettles) logger.debug({ error: describe(error) }, SETTLE_FAILED_LOG_MESSAGE)
+    else logger.warn({ error: describe(error), settleTimeoutMs }, SETTLE_FAILED_LOG_MESSAGE)
+    failingSettles = true
+  }
+
+  const check = async (userId: string): Promise<RateLimitOutcome> =>
+    await onRedis(async () => await primary.check(userId)) ?? await decideWithoutRedis(userId)
+
   return {
-    async check (userId) {
-      if (state === 'redis') {
-        if (!isRedisReady(redis)) {
-          switchToFallback(new Error(`redis connection is ${redis.status}`))
-        } else {
-          try {
-            return await withDeadline(primary.check(userId), timeoutMs)
-          } catch (error) {
-            switchToFallback(error)
-          }
-        }
+    async admit (userId, need) {
+      if (tokens === undefined) return { request: await check(userId), tokens: undefined, reservation: undefined }
+      const decided = await onRedis(async () => await tokens.primary.admit(userId, need))
+      if (decided !== undefined) return decided
+      switch (failureMode) {
+        case 'memory': return await tokens.fallback.admit(userId, need)
+        case 'open': return { request: openResult, tokens: undefined, reservation: undefined }
+        case 'closed': return { request: unavailable, tokens: undefined, reservation: undefined }
       }
-      return await decideWithoutRedis(userId)
     },
+    settle (reservation, usedTokens) {
+      if (tokens === undefined) return
+      const done = reservation.source === 'redis'
+        ? withDeadline(tokens.primary.settle(reservation, usedTokens), settleTimeoutMs)
+        : tokens.fallback.settle(reservation, usedTokens)
+      done.then(settled, settleFailed)
+    },
+    async tokenBudgets (userId) {
+      if (tokens === undefined) return []
+      const read = await onRedis(async () => await tokens.primary.budgets(userId))
+      if (read !== undefined) return read
+      return failureMode === 'memory' ? await tokens.fallback.budgets(userId) : []
+    },
+    settleFailures: () => settleFailures,
+    check,
     state: () => state,
     async close () {
       closed = true
       if (probeTimer !== undefined) clearTimeout(probeTimer)
       probeTimer = undefined
       await fallback.close?.()
+      await tokens?.fallback.close?.()
     }
   }
 }

@@ -38,3 +38,20 @@ export function userTag (userId: string): string {
 export function rateLimitKey (userId: string): string {
   return `${RATE_LIMIT_KEY_PREFIX}{${userTag(userId)}}`
 }
+
+export const TOKEN_KEY_PREFIX = 'ai_tokens:'
+
+/** The user's token-budget keys: the same `{<tag>}` as rateLimitKey, so all of a user's keys share one Cluster slot. */
+export interface TokenBudgetKeys {
+  /** `ai_tokens:{<tag>}:minute`: sorted set of the minute's reservation ids, scored by time. */
+  minute: string
+  /** `ai_tokens:{<tag>}:minute:tokens`: hash, reservation id → tokens. */
+  minuteTokens: string
+  /** `ai_tokens:{<tag>}:day`: hash with the day index and the tokens used that day. */
+  day: string
+}
+
+export function tokenBudgetKeys (userId: string): TokenBudgetKeys {
+  const base = `${TOKEN_KEY_PREFIX}{${userTag(userId)}}`
+  return { minute: `${base}:minute`, minuteTokens: `${base}:minute:tokens`, day: `${base}:day` }
+}

@@ -24,6 +24,8 @@ export interface MemoryLimiterOptions {
 }
 
 export interface MemoryLimiter extends RateLimiter {
+  /** check(), synchronously: lets the token budgets decide in the same turn (memory-token-limiter.ts). */
+  checkNow: (userId: string) => RateLimitResult
   /** Users currently tracked (≤ maxUsers). */
   trackedUsers: () => number
   /** Request timestamps currently stored, all users together (≤ maxUsers × limit). */
@@ -135,6 +137,7 @@ export function createMemoryLimiter (options: MemoryLimiterOptions): MemoryLimit
 
   return {
     check: async (userId) => decide(userId),
+    checkNow: decide,
     trackedUsers: () => windows.size,
     storedRequests: () => {
       let total = 0

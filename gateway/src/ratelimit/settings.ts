@@ -5,6 +5,7 @@
  */
 import { boolean, integer, oneOf, type SettingsTable } from '../../../common/src/config.js'
 import { FAILURE_MODES, RATE_LIMIT_DEFAULTS } from './limiter.js'
+import { TOKEN_BUDGET_DEFAULTS } from './token-budget.js'
 
 export const RATE_LIMIT_SETTINGS = {
   rateLimitEnabled: {
@@ -31,5 +32,27 @@ export const RATE_LIMIT_SETTINGS = {
     default: RATE_LIMIT_DEFAULTS.failureMode,
     parse: oneOf(FAILURE_MODES),
     description: 'While Redis is unavailable: `memory` (per-instance limit), `open` (no limit) or `closed` (503 RATE_LIMITER_UNAVAILABLE).'
+  }
+} satisfies SettingsTable
+
+/** The token budgets' rows (issue 10), spread in next to RATE_LIMIT_SETTINGS. Both limits unset: token budgets off. */
+export const TOKEN_BUDGET_SETTINGS = {
+  tokenLimitPerMinute: {
+    env: 'AI_ENGINE_TOKEN_LIMIT_PER_MIN',
+    default: undefined,
+    parse: integer({ min: 1, max: 1_000_000_000 }),
+    description: 'Tokens a user may reserve in any sliding 60 s window (estimate before the answer, settled to the real `usage.total_tokens` after). Unset: no per-minute token budget.'
+  },
+  tokenLimitPerDay: {
+    env: 'AI_ENGINE_TOKEN_LIMIT_PER_DAY',
+    default: undefined,
+    parse: integer({ min: 1, max: 1_000_000_000_000 }),
+    description: 'Tokens a user may use per UTC calendar day, reserved and settled the same way. Unset: no daily token budget.'
+  },
+  tokenEstimateDefaultMaxTokens: {
+    env: 'AI_ENGINE_TOKEN_ESTIMATE_DEFAULT_MAX_TOKENS',
+    default: TOKEN_BUDGET_DEFAULTS.defaultMaxTokens,
+    parse: integer({ min: 1, max: 131_072 }),
+    description: 'The answer size reserved for a request that names no `options.max_tokens` (the estimate is ceil(body bytes / 4) + max_tokens).'
   }
 } satisfies SettingsTable

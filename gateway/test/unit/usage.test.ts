@@ -70,3 +70,18 @@ t.test('no tokens from errors, other content types, non-JSON or oversized answer
   huge.end()
   t.same(seen, [])
 })
+
+t.test('with a prompt estimate, a stream reports a running estimate per delta until its done event', async (t) => {
+  const reported: number[] = []
+  const tap = createUsageTap({ status: 200, contentType: 'text/event-stream', stream: true, promptTokens: 100 }, (tokens) => { reported.push(tokens) })
+  tap.push(Buffer.from('event: delta\ndata: {"text": "abcde"}\n\n'))
+  tap.push(Buffer.from(': ping\n\n'))
+  tap.push(Buffer.from('event: delta\ndata: {"text": "fgh"}\n\nevent: delta\ndata: {"text": "done!"}\n\n'))
+  tap.push(Buffer.from('event: done\ndata: {"usage": {"total_tokens": 7}}\n\n'))
+  tap.push(Buffer.from('event: delta\ndata: {"text": "late"}\n\n'))
+  t.same(reported, [102, 104, 7], 'ceil(5/4), ceil(13/4), then the real count, and nothing after it')
+  const without: number[] = []
+  const plain = createUsageTap({ status: 200, contentType: 'text/event-stream', stream: true }, (tokens) => { without.push(tokens) })
+  plain.push(Buffer.from('event: delta\ndata: {"text": "abcde"}\n\n'))
+  t.same(without, [], 'no estimate without token budgets')
+})
