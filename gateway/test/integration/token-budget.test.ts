@@ -143,3 +143,31 @@ t.test('with token budgets, the body is read before the check: a refused body re
   t.equal(await redis.command('EXISTS', 'ai_ratelimit:{bad-body}'), ':0\r\n', 'no request counted')
   t.equal((await call(gateway.url, '/v1/ai/generate', { headers: auth, body: generateBody() })).status, 200)
 })
+
+t.test('GET /v1/ai/usage shows the caller\'s own budgets: what is used and what remains', async (t) => {
+  const redis = await startRedis(t)
+  const upstream = await startUpstream(t, answerGenerate())
+  const gateway = await startRedisGateway(t, {
+    AI_UPSTREAM_URL: upstream.url,
+    REDIS_URL: redis.url,
+    AI_ENGINE_TOKEN_LIMIT_PER_MIN: '1000',
+    AI_ENGINE_TOKEN_LIMIT_PER_DAY: '5000'
+  })
+  const budgetsOf = async (user: string): Promise<any[]> => {
+    const reply = await call(gateway.url, '/v1/ai/usage', { headers: await bearer({ sub: user }) })
+    t.equal(reply.status, 200)
+    return reply.json().data.budgets
+  }
+  t.match(await budgetsOf('spender'), [{ window: 'minute', limit: 1000, used: 0, remaining: 1000 }, { window: 'day', limit: 5000, used: 0, remaining: 5000 }], 'nothing used yet')
+
+  const reply = await call(gateway.url, '/v1/ai/generate', { headers: await bearer({ sub: 'spender' }), body: generateBody('leo', { options: { max_tokens: 100 } }) })
+  t.equal(reply.status, 200)
+  // The answer used 15 tokens: once settled, both budgets show 15 used.
+  await waitForUsed(redis, 'spender', 15)
+  const [minute, day] = await budgetsOf('spender')
+  t.match(minute, { window: 'minute', limit: 1000, used: 15, remaining: 985 })
+  t.ok(minute.reset_ms > 0 && minute.reset_ms <= 60_000, `the minute budget frees in ${minute.reset_ms} ms`)
+  t.match(day, { window: 'day', limit: 5000, used: 15, remaining: 4985 })
+  t.ok(day.reset_ms > 0 && day.reset_ms <= 86_400_000, 'the day budget resets at UTC midnight')
+  t.match(await budgetsOf('bystander'), [{ used: 0, remaining: 1000 }, { used: 0, remaining: 5000 }], 'another user sees only their own budgets')
+})
