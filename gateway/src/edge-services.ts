@@ -39,6 +39,8 @@ export interface EdgeServicesOptions {
   upstreamGate?: UpstreamGate | undefined
   /** Monotonic clock, in ms. */
   now: () => number
+  /** Told of each failed Redis call of the rate limiter or the cache (for ai_gateway_redis_errors_total). @default undefined */
+  onRedisError?: ((source: 'rate_limiter' | 'cache') => void) | undefined
 }
 
 /** What health and metrics read, cheaply, at any time. */
@@ -100,6 +102,7 @@ export function createEdgeServices (options: EdgeServicesOptions): EdgeServices 
     failureMode: config.rateLimitFailureMode,
     redisTimeoutMs: config.redisTimeoutMs,
     tokens: { perMinute: config.tokenLimitPerMinute, perDay: config.tokenLimitPerDay },
+    onRedisError: () => { options.onRedisError?.('rate_limiter') },
     logger
   })
   logger.info({
@@ -128,6 +131,7 @@ export function createEdgeServices (options: EdgeServicesOptions): EdgeServices 
         timeoutMs: config.redisTimeoutMs,
         // The limiter runs first on each request: once it has met a dead or frozen Redis, the cache does not wait for it again.
         redisKnownDown: () => rateLimiter.state() === 'fallback',
+        onRedisError: () => { options.onRedisError?.('cache') },
         logger
       })
     const store = failover ?? fallback

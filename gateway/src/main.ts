@@ -68,7 +68,8 @@ async function main (): Promise<void> {
   // The shared Redis client, the rate limiter and the cache; `edge.state()` and `edge.redis` are for health and metrics.
   // One cap on upstream calls in flight for both paths (proxy and the cache's own calls).
   const upstreamGate = createUpstreamGate(config.maxConcurrentUpstream)
-  const edge = createEdgeServices({ config, logger, upstream: upstreamPool, upstreamGate, now })
+  // `metrics` is created just below, before any request can reach Redis.
+  const edge = createEdgeServices({ config, logger, upstream: upstreamPool, upstreamGate, now, onRedisError: (source) => { metrics.redisError(source) } })
 
   const drain = new Drain()
   const graceMs = config.shutdownGraceSeconds * 1000

@@ -158,7 +158,7 @@ export function createMetrics (options: MetricsOptions = {}): Metrics {
   })
   const redisErrors = new Counter({
     name: 'ai_gateway_redis_errors_total',
-    help: 'Redis errors, by source (connection: the client\'s error events; health_probe: a failed PING; rate_limiter, cache: their own failures, when reported).',
+    help: 'Redis errors, by source (connection: the client\'s error events; health_probe: a failed PING; rate_limiter, cache: each of their Redis calls that failed or passed its deadline).',
     labelNames: ['source'] as const,
     registers
   })
@@ -185,7 +185,7 @@ export function createMetrics (options: MetricsOptions = {}): Metrics {
   for (const route of ['/v1/ai/generate', '/v1/ai/chat']) rateLimited.inc({ route }, 0)
   for (const route of ['/v1/ai/generate', '/v1/ai/chat']) tokenBudgetDenied.inc({ route }, 0)
   for (const result of ['hit', 'miss', 'bypass']) cacheRequests.inc({ result }, 0)
-  redisErrors.inc({ source: 'connection' }, 0)
+  for (const source of ['connection', 'rate_limiter', 'cache']) redisErrors.inc({ source }, 0)
 
   new Gauge({
     name: 'ai_gateway_requests_in_flight',

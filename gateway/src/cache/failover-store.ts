@@ -38,6 +38,8 @@ export interface FailoverStoreOptions {
    * not wait for it a second time here. @default undefined (never)
    */
   redisKnownDown?: (() => boolean) | undefined
+  /** Told of each failed Redis call (an error or the deadline), for the Redis error metric. @default undefined */
+  onRedisError?: ((error: unknown) => void) | undefined
 }
 
 export interface FailoverStore extends CacheStore {
@@ -112,6 +114,7 @@ export function createFailoverStore (options: FailoverStoreOptions): FailoverSto
         try {
           return await bounded(() => primary.get(key))
         } catch (error) {
+          options.onRedisError?.(error)
           toMemory(error)
         }
       } else {
@@ -127,6 +130,7 @@ export function createFailoverStore (options: FailoverStoreOptions): FailoverSto
         try {
           return await bounded(() => primary.set(key, entry, ttlSeconds))
         } catch (error) {
+          options.onRedisError?.(error)
           toMemory(error)
         }
       } else {

@@ -62,6 +62,8 @@ export interface FailoverLimiterOptions {
   tokens?: { primary: TokenLimiter; fallback: TokenLimiter } | undefined
   /** Longest a settle waits on Redis, off the request path. @default 1000 */
   settleTimeoutMs?: number
+  /** Told of each failed Redis call (an error or the deadline), for the Redis error metric. @default undefined */
+  onRedisError?: ((error: unknown) => void) | undefined
 }
 
 /** The two log lines of a switch (msg field), stable for alerts and tests. */
@@ -180,6 +182,7 @@ export function createFailoverLimiter (options: FailoverLimiterOptions): Failove
     try {
       return await withDeadline(attempt(), timeoutMs)
     } catch (error) {
+      options.onRedisError?.(error)
       switchToFallback(error)
       return undefined
     }
@@ -188,6 +191,7 @@ export function createFailoverLimiter (options: FailoverLimiterOptions): Failove
   const settled = (): void => { failingSettles = false }
   const settleFailed = (error: unknown): void => {
     settleFailures++
+    options.onRedisError?.(error)
     // One warning per run of failures (an outage fails them all), debug lines for the rest.
     if (failingSettles) logger.debug({ error: describe(error) }, SETTLE_FAILED_LOG_MESSAGE)
     else logger.warn({ error: describe(error), settleTimeoutMs }, SETTLE_FAILED_LOG_MESSAGE)

@@ -34,6 +34,8 @@ export interface RateLimiterOptions {
   tokens?: TokenBudgetLimits | undefined
   /** Longest a settle waits on Redis, off the request path. @default 1000 */
   settleTimeoutMs?: number
+  /** Told of each failed Redis call (with Redis configured). @default undefined */
+  onRedisError?: ((error: unknown) => void) | undefined
   /** Wall clock for the token budgets' day, ms since the epoch. @default Date.now */
   wallClock?: Clock
   /** AI_ENGINE_RATE_LIMIT_PER_MIN. @default 30 */
@@ -137,7 +139,8 @@ export function createRateLimiter (options: RateLimiterOptions): ConfiguredRateL
           primary: createRedisTokenLimiter({ redis: options.redis, requestLimit: requestsOn ? limit : undefined, windowMs, tokens }),
           fallback: memoryTokens
         },
-    settleTimeoutMs: options.settleTimeoutMs
+    settleTimeoutMs: options.settleTimeoutMs,
+    onRedisError: options.onRedisError
   })
   return Object.assign(failover, { tokenBudgetsOn: tokens !== undefined })
 }

@@ -85,6 +85,12 @@ for (const fault of ['killed', 'frozen'] as const) {
     t.equal(await settledCount(gateway, match.limiter, 'the limiter warning'), 1, 'one warning from the limiter')
     t.equal(await settledCount(gateway, match.cache, 'the cache warning'), 1, 'one warning from the cache')
     t.ok(match.count() <= 4, `${match.count()} warning lines in all (limiter, cache, client)`)
+    if (fault === 'frozen') {
+      // Frozen, the limiter's calls in flight pass their deadline: each is a Redis error of the limiter's.
+      const metrics = (await call(gateway.url, '/metrics')).text
+      const errors = Number(/^ai_gateway_redis_errors_total\{source="rate_limiter"\} (\d+)$/m.exec(metrics)?.[1] ?? 0)
+      t.ok(errors >= 1, `ai_gateway_redis_errors_total{source="rate_limiter"} is ${errors}`)
+    }
     const mb = (bytes: number): string => (bytes / 2 ** 20).toFixed(1)
     t.comment(`RSS ${mb(rssBefore)} MB before; during the outage ${rss.map(mb).join(', ')} MB`)
     // RSS is a garbage-collection sawtooth (±25 MB at this rate, with Redis up or down, measured over 30 s): this
