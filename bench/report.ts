@@ -391,7 +391,22 @@ function logLines (s: Summaries): string {
   return three === undefined ? 'not measured' : `${fixed(three, 2)} gateway log lines per answer in (3) (one completion line each at info)`
 }
 
-export function markdown (results: BenchResults): string {
+/** Hand-written notes on where the time goes: kept across regenerations, between these markers. */
+const PROFILE_BEGIN = '<!-- profile:begin -->'
+const PROFILE_END = '<!-- profile:end -->'
+
+/** The profile notes of the benchmarks.md being replaced, if it has any. */
+function keptProfile (): string {
+  try {
+    const text = readFileSync(MD_FILE(), 'utf8')
+    const begin = text.indexOf(PROFILE_BEGIN)
+    const end = text.indexOf(PROFILE_END)
+    if (begin !== -1 && end > begin) return text.slice(begin + PROFILE_BEGIN.length, end).trim()
+  } catch { /* no earlier file */ }
+  return 'Not written yet: profile the gateway (`BENCH_GATEWAY_NODE_ARGS="--cpu-prof …"`, then `node dist/bench/profile-top.js`) and note here where the time goes.'
+}
+
+export function markdown (results: BenchResults, profile: string = keptProfile()): string {
   const s = summaries(results)
   const m = results.machine
   const st = results.settings
@@ -460,6 +475,12 @@ ${s.sse.length === 0 ? 'Not measured in this run.' : sseTable(s)}
 ${targetRows.join('\n')}
 
 How the throughput targets are read: the gateway alone is compared with the bare http-proxy-3 pass-through (both single Node processes, no nginx), and the production path with nginx in front is compared with nginx alone in front of the stub.
+
+## Profile
+
+${PROFILE_BEGIN}
+${profile}
+${PROFILE_END}
 
 ## Soak (\`make bench-soak\`)
 

@@ -69,77 +69,6 @@ export function isoTimeByMillisecond (): () => string {
   }
 }
 
-/** What the batching destination needs of pino's SonicBoom. */
-interface LineSink {
-  write: (data: string) => unknown
-  flush: (cb?: (error?: Error) => void) => void
-  flushSync: () => void
-}
-
-/**
- * Lines logged in one turn of the event loop, handed to `sink` together at
- * the end of that turn (setImmediate): one write, one trip through the
- * thread pool, for all the completion lines of a busy turn instead of one
- * each. Nothing waits longer than the turn it was logged in. `flush` and
- * `flushSync` (pino's `logger.flush()`, `fatal`, and the exit hook below)
- * hand over what is pending first.
- */
-export class TurnBatchedDestination implements DestinationStream {
-  readonly #sink: LineSink
-  readonly #pending: string[] = []
-  #scheduled = false
-
-  constructor (sink: LineSink) {
-    this.#sink = sink
-  }
-
-  write (line: string): void {
-    this.#pending.push(line)
-    if (!this.#scheduled) {
-      this.#scheduled = true
-      setImmediate(this.#endOfTurn)
-    }
-  }
-
-  flush (cb?: (error?: Error) => void): void {
-    this.#handOver()
-    this.#sink.flush(cb)
-  }
-
-  flushSync (): void {
-    this.#handOver()
-    this.#sink.flushSync()
-  }
-
-  readonly #endOfTurn = (): void => {
-    this.#scheduled = false
-    this.#handOver()
-  }
-
-  #handOver (): void {
-    const pending = this.#pending
-    if (pending.length === 0) return
-    // One flat string: SonicBoom measures its pending text on every write, so it gets one write per turn.
-    const text = pending.length === 1 ? pending[0]! : pending.join('')
-    pending.length = 0
-    this.#sink.write(text)
-  }
-}
-
-/** stdout through pino's async SonicBoom, a turn's lines at a time; what is pending is written synchronously at exit. */
-function stdoutDestination (): DestinationStream {
-  const destination = new TurnBatchedDestination(pino.destination({ dest: 1, sync: false }))
-  // pino's own exit hook flushes SonicBoom only: the lines of the last turn are handed over and written here.
-  process.once('exit', () => {
-    try {
-      destination.flushSync()
-    } catch {
-      // stdout is gone (EPIPE): nothing more can be written.
-    }
-  })
-  return destination
-}
-
 export function createLogger (options: LoggerOptions, destination?: DestinationStream): Logger {
   return pino({
     level: options.level ?? 'info',
@@ -148,5 +77,5 @@ export function createLogger (options: LoggerOptions, destination?: DestinationS
     formatters: { level: (label) => ({ level: label }) },
     redact: { paths: redactPaths([...SENSITIVE_KEYS, ...(options.redactKeys ?? [])]), censor: REDACTED },
     messageKey: 'msg'
-  }, destination ?? stdoutDestination())
+  }, destination ?? pino.destination({ dest: 1, sync: false }))
 }

@@ -1,7 +1,7 @@
-// createLogger: one JSON object per line with ISO time, level label, msg, service and env (no pid/hostname), the level honoured, and pino's redact paths as a second belt for sensitive keys (built-in and extra) at the top level and under the usual containers, cheaply.
+// createLogger: one JSON object per line with ISO time, level label, msg, service and env (no pid/hostname), the level honoured, and pino's redact paths as a second belt for sensitive keys (built-in and extra) at the top level and under the usual containers, cheaply, with the time formatted once per millisecond.
 import t from 'tap'
 import { Writable } from 'node:stream'
-import { createLogger, redactPaths } from '../src/logger.js'
+import { createLogger, isoTimeByMillisecond, redactPaths } from '../src/logger.js'
 import { REDACTED } from '../src/sanitize.js'
 
 function sink (): { lines: Array<Record<string, any>>; stream: Writable } {
@@ -75,4 +75,16 @@ t.test('redactPaths brackets keys that are not identifiers', async (t) => {
   const paths = redactPaths(['token', 'x-key'])
   t.ok(paths.includes('token') && paths.includes('headers.token') && paths.includes('input.token'))
   t.ok(paths.includes('["x-key"]') && paths.includes('headers["x-key"]'))
+})
+
+t.test('the time is pino\'s isoTime, formatted once per millisecond', async (t) => {
+  const time = isoTimeByMillisecond()
+  const realNow = Date.now
+  t.teardown(() => { Date.now = realNow })
+  Date.now = () => 1_790_000_000_123
+  const first = time()
+  t.equal(first, `,"time":"${new Date(1_790_000_000_123).toISOString()}"`)
+  t.equal(time(), first, 'the same millisecond, the same text')
+  Date.now = () => 1_790_000_000_124
+  t.equal(time(), ',"time":"2026-09-21T14:13:20.124Z"', 'the next millisecond, its own text')
 })
