@@ -228,9 +228,14 @@ export function loadConfig (environment: Record<string, string | undefined> = pr
   if (settings?.metricsPort !== undefined && settings.metricsPort !== 0 && settings.metricsPort === settings.port) {
     problems.push(`${env('metricsPort')}=${settings.metricsPort}: expected a port other than ${env('port')}; leave it unset to serve /metrics on ${env('port')}`)
   }
-  // One Redis or one Cluster: with both, which one holds the limits would be a guess. Neither value is quoted (passwords).
-  if ((environment[env('redisUrl')]?.trim() ?? '') !== '' && (environment[env('redisClusterNodes')]?.trim() ?? '') !== '') {
-    problems.push(`${env('redisUrl')} and ${env('redisClusterNodes')} are both set: set ${env('redisUrl')} for one Redis, or ${env('redisClusterNodes')} for a Redis Cluster, not both`)
+  // One Redis, one Cluster or one Sentinel group: with two, which one holds the limits would be a guess. No value is quoted (passwords).
+  const isSet = (name: string): boolean => (environment[name]?.trim() ?? '') !== ''
+  const redisTargets = [env('redisUrl'), env('redisClusterNodes'), env('redisSentinels')].filter(isSet)
+  if (redisTargets.length > 1) {
+    problems.push(`${redisTargets.join(' and ')} are ${redisTargets.length === 2 ? 'both' : 'all'} set: set ${env('redisUrl')} for one Redis, ${env('redisClusterNodes')} for a Redis Cluster or ${env('redisSentinels')} for Redis Sentinel, only one`)
+  }
+  if (isSet(env('redisSentinels')) !== isSet(env('redisSentinelMaster'))) {
+    problems.push(`${env('redisSentinels')} and ${env('redisSentinelMaster')} go together: set both (the sentinels, and the name of the master they monitor) or neither`)
   }
   if (problems.length > 0 || settings === undefined || 'problem' in jwt) throw new ConfigError(problems)
   return Object.freeze({

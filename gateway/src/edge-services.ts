@@ -25,7 +25,8 @@ import type { NamedStage } from './pipeline/stage.js'
 import { createRateLimiter, TOKEN_BUDGET_DEFAULTS, type ConfiguredRateLimiter, type RateLimiterState } from './ratelimit/index.js'
 import type { TokenBudgetReader } from './ratelimit/token-budget.js'
 import {
-  closeRedisClient, createRedisClient, createRedisClusterClient, describeClusterTarget, redactRedisUrl, type RedisClient
+  closeRedisClient, createRedisClient, createRedisClusterClient, createRedisSentinelClient, describeClusterTarget, describeSentinelTarget,
+  redactRedisUrl, type RedisClient
 } from './redis.js'
 import type { Closer } from './shutdown.js'
 import type { UpstreamGate } from './upstream-gate.js'
@@ -79,16 +80,23 @@ export function createEdgeServices (options: EdgeServicesOptions): EdgeServices 
   const tokenBudgetsOn = config.tokenLimitPerMinute !== undefined || config.tokenLimitPerDay !== undefined
   const used = config.rateLimitEnabled || tokenBudgetsOn || config.cacheEnabled
   const redisUrl = config.redisUrl !== undefined && used ? config.redisUrl : undefined
-  // loadConfig refuses REDIS_URL and REDIS_CLUSTER_NODES together.
+  // loadConfig refuses more than one of REDIS_URL, REDIS_CLUSTER_NODES and REDIS_SENTINELS (with REDIS_SENTINEL_MASTER).
   const clusterTarget = config.redisClusterNodes !== undefined && used ? config.redisClusterNodes : undefined
+  const sentinels = config.redisSentinels !== undefined && config.redisSentinelMaster !== undefined && used
+    ? { nodes: config.redisSentinels, masterName: config.redisSentinelMaster }
+    : undefined
   const redis: RedisClient | undefined = clusterTarget !== undefined
     ? createRedisClusterClient({ target: clusterTarget, commandTimeoutMs: config.redisTimeoutMs, logger })
-    : redisUrl === undefined
-      ? undefined
-      : createRedisClient({ url: redisUrl, commandTimeoutMs: config.redisTimeoutMs, logger })
+    : sentinels !== undefined
+      ? createRedisSentinelClient({ sentinels: sentinels.nodes, masterName: sentinels.masterName, sentinelPassword: config.redisSentinelPassword, commandTimeoutMs: config.redisTimeoutMs, logger })
+      : redisUrl === undefined
+        ? undefined
+        : createRedisClient({ url: redisUrl, commandTimeoutMs: config.redisTimeoutMs, logger })
   if (redis !== undefined) {
     const users = [config.rateLimitEnabled || tokenBudgetsOn ? 'rate limiter' : undefined, config.cacheEnabled ? 'cache' : undefined].filter((user) => user !== undefined)
-    const where = clusterTarget !== undefined ? describeClusterTarget(clusterTarget) : redactRedisUrl(redisUrl!)
+    const where = clusterTarget !== undefined
+      ? describeClusterTarget(clusterTarget)
+      : sentinels !== undefined ? describeSentinelTarget(sentinels.nodes, sentinels.masterName) : redactRedisUrl(redisUrl!)
     logger.info({ redis: where, timeout_ms: config.redisTimeoutMs, for: users }, 'using Redis')
   } else if (used) {
     logger.info('REDIS_URL is unset: the rate limiter and the cache use in-memory stores, per instance')

@@ -13,8 +13,8 @@
  * reach every master, so a dead shard is not hidden by the live ones.
  */
 import { once } from 'node:events'
-import { Cluster, Redis } from 'ioredis'
-import { integer, url, type SettingsTable } from '../../common/src/config.js'
+import { Cluster, Redis, type RedisOptions } from 'ioredis'
+import { integer, string, url, type SettingsTable } from '../../common/src/config.js'
 import type { Logger } from '../../common/src/logger.js'
 
 export type { Cluster, Redis } from 'ioredis'
@@ -39,6 +39,27 @@ export const REDIS_SETTINGS = {
     // Its URLs may carry a password: a problem with it never quotes the value.
     sensitive: true,
     description: 'Seed nodes of a Redis Cluster for the rate limiter and the cache (`host:port,…`, or `redis://[user:password@]host:port,…`, `rediss://` for TLS); instead of REDIS_URL, never with it.'
+  },
+  redisSentinels: {
+    env: 'REDIS_SENTINELS',
+    default: undefined,
+    parse: sentinelNodes,
+    // Its URLs may carry the master's password: a problem with it never quotes the value.
+    sensitive: true,
+    description: 'Redis Sentinel nodes for the rate limiter and the cache (`host:port,…`, port 26379 by default; `redis://[user:password@]host:port,…` to give the master\'s credentials, `rediss://` for TLS to the master); with REDIS_SENTINEL_MASTER, instead of REDIS_URL or REDIS_CLUSTER_NODES.'
+  },
+  redisSentinelMaster: {
+    env: 'REDIS_SENTINEL_MASTER',
+    default: undefined,
+    parse: string({ pattern: /^[A-Za-z0-9._-]{1,128}$/, what: 'a Sentinel master name' }),
+    description: 'The master group name the sentinels monitor (`sentinel monitor <name> …`); required with REDIS_SENTINELS.'
+  },
+  redisSentinelPassword: {
+    env: 'REDIS_SENTINEL_PASSWORD',
+    default: undefined,
+    parse: string({ minLength: 1 }),
+    sensitive: true,
+    description: 'The sentinels\' own password (their `requirepass`), when they have one; the master\'s credentials go in REDIS_SENTINELS.'
   },
   redisTimeoutMs: {
     env: 'AI_ENGINE_REDIS_TIMEOUT_MS',
@@ -78,14 +99,14 @@ export function redactRedisUrl (raw: string | URL): string {
   }
 }
 
-export function createRedisClient (options: RedisClientOptions): Redis {
-  const { logger } = options
-  const target = redactRedisUrl(options.url)
-  const secrets = passwordForms(options.url)
-  const scrub = (message: string): string => secrets.reduce((text, secret) => text.split(secret).join('***'), message)
+/**
+ * The options of a single-server client (REDIS_URL, or the master Sentinel
+ * names): no offline queue, the command timeout, no retries or replays,
+ * reconnection forever with a capped backoff.
+ */
+function hotPathOptions (options: Omit<RedisClientOptions, 'url' | 'logger'>): RedisOptions {
   const maxDelay = options.maxReconnectDelayMs ?? 2000
-
-  const client = new Redis(String(options.url), {
+  return {
     enableOfflineQueue: false,
     commandTimeout: options.commandTimeoutMs ?? 100,
     maxRetriesPerRequest: 0,
@@ -95,12 +116,27 @@ export function createRedisClient (options: RedisClientOptions): Redis {
     lazyConnect: false,
     enableReadyCheck: true,
     connectionName: options.connectionName ?? 'ai-gateway'
-  })
+  }
+}
 
-  // Without an 'error' listener an unreachable Redis would crash the process.
-  // One warning per outage ("lost" after having been ready, or the first
-  // connection error); ioredis repeats the error on every reconnection
-  // attempt, and those repeats are debug lines.
+export function createRedisClient (options: RedisClientOptions): Redis {
+  const { logger } = options
+  const target = redactRedisUrl(options.url)
+  const secrets = passwordForms(options.url)
+  const scrub = (message: string): string => secrets.reduce((text, secret) => text.split(secret).join('***'), message)
+  const client = new Redis(String(options.url), hotPathOptions(options))
+
+  logConnectionEvents(client, target, scrub, logger)
+  return client
+}
+
+/**
+ * Logs a client's connection life. Without an 'error' listener an
+ * unreachable Redis would crash the process. One warning per outage ("lost"
+ * after having been ready, or the first connection error); ioredis repeats
+ * the error on every reconnection attempt, and those repeats are debug lines.
+ */
+function logConnectionEvents (client: Redis, target: string, scrub: (message: string) => string, logger: Logger): void {
   let everReady = false
   let warned = false
   // 'reconnecting', not 'close': a deliberate quit closes without reconnecting.
@@ -124,7 +160,50 @@ export function createRedisClient (options: RedisClientOptions): Redis {
     everReady = true
     warned = false
   })
+}
+
+export interface RedisSentinelClientOptions extends Omit<RedisClientOptions, 'url'> {
+  /** REDIS_SENTINELS: the sentinels, and the master's credentials and transport. */
+  sentinels: RedisClusterTarget
+  /** REDIS_SENTINEL_MASTER. */
+  masterName: string
+  /** REDIS_SENTINEL_PASSWORD. @default undefined */
+  sentinelPassword?: string | undefined
+}
+
+/**
+ * A client of the master that Redis Sentinel names, with the hot-path
+ * contract of createRedisClient. ioredis asks the sentinels for the master,
+ * checks that the server it reaches is a master, and on a failover
+ * (`+switch-master`, or the old master gone) reconnects to the new one; while
+ * it does, commands fail at once and the failure modes answer, as for a
+ * restart. Sentinels are tried in turn, forever, with the same capped backoff.
+ */
+export function createRedisSentinelClient (options: RedisSentinelClientOptions): Redis {
+  const { logger, sentinels } = options
+  const target = describeSentinelTarget(sentinels, options.masterName)
+  const secrets = [sentinels.password, options.sentinelPassword].filter((secret): secret is string => secret !== undefined).flatMap((secret) => [secret, encodeURIComponent(secret)])
+  const scrub = (message: string): string => secrets.reduce((text, secret) => text.split(secret).join('***'), message)
+  const client = new Redis({
+    sentinels: sentinels.nodes.map(({ host, port }) => ({ host, port })),
+    name: options.masterName,
+    role: 'master',
+    ...(options.sentinelPassword === undefined ? {} : { sentinelPassword: options.sentinelPassword }),
+    ...(sentinels.username === undefined ? {} : { username: sentinels.username }),
+    ...(sentinels.password === undefined ? {} : { password: sentinels.password }),
+    ...(sentinels.tls ? { tls: {} } : {}),
+    // Listens for +switch-master on the sentinels: the new master is used as soon as it is elected.
+    failoverDetector: true,
+    sentinelRetryStrategy: (attempt) => reconnectDelay(attempt, options.maxReconnectDelayMs ?? 2000),
+    ...hotPathOptions(options)
+  })
+  logConnectionEvents(client, target, scrub, logger)
   return client
+}
+
+/** `sentinel master <name> via host:port,…` without credentials, fit for a log line. */
+export function describeSentinelTarget (sentinels: RedisClusterTarget, masterName: string): string {
+  return `sentinel master ${masterName} via ${sentinels.nodes.map(({ host, port }) => `${host.includes(':') ? `[${host}]` : host}:${port}`).join(',')}`
 }
 
 /** The nodes of REDIS_CLUSTER_NODES, and the credentials and transport they share. */
@@ -138,13 +217,13 @@ export interface RedisClusterTarget {
 }
 
 /**
- * Parses REDIS_CLUSTER_NODES: comma-separated `host:port` (port 6379 when
- * omitted, `[::1]:7000` for IPv6) or `redis://[user:password@]host:port` /
- * `rediss://…` items. Credentials and scheme are those of the URL items,
+ * Parses a comma-separated list of Redis nodes: `host:port` (the default port
+ * when omitted, `[::1]:7000` for IPv6) or `redis://[user:password@]host:port`
+ * / `rediss://…` items. Credentials and scheme are those of the URL items,
  * which must agree; plain items share them. Problems name the item by its
  * position, never its text (it may hold a password).
  */
-export function clusterNodes (raw: string): RedisClusterTarget {
+export function redisNodes (raw: string, defaultPort: number): RedisClusterTarget {
   const items = raw.split(',').map((item) => item.trim()).filter((item) => item !== '')
   if (items.length === 0) throw new Error('expected at least one host:port')
   const nodes: Array<{ host: string; port: number }> = []
@@ -161,7 +240,7 @@ export function clusterNodes (raw: string): RedisClusterTarget {
     if (parsed.protocol !== 'redis:' && parsed.protocol !== 'rediss:') throw new Error(`${where}: expected a redis:// or rediss:// URL`)
     if (parsed.hostname === '') throw new Error(`${where}: no host`)
     if (!['', '/', '/0'].includes(parsed.pathname) || parsed.search !== '' || parsed.hash !== '') {
-      throw new Error(`${where}: a cluster has database 0 only, and no options in the URL`)
+      throw new Error(`${where}: database 0 only, and no options in the URL`)
     }
     if (isUrl) {
       const these = { username: decode(parsed.username), password: decode(parsed.password), tls: parsed.protocol === 'rediss:' }
@@ -170,7 +249,7 @@ export function clusterNodes (raw: string): RedisClusterTarget {
       }
       credentials = these
     }
-    nodes.push({ host: parsed.hostname.replace(/^\[(.*)\]$/, '$1'), port: parsed.port === '' ? 6379 : Number(parsed.port) })
+    nodes.push({ host: parsed.hostname.replace(/^\[(.*)\]$/, '$1'), port: parsed.port === '' ? defaultPort : Number(parsed.port) })
   })
   return Object.freeze({
     nodes: Object.freeze(nodes.map((node) => Object.freeze(node))),
@@ -178,6 +257,16 @@ export function clusterNodes (raw: string): RedisClusterTarget {
     password: credentials?.password === '' ? undefined : credentials?.password,
     tls: credentials?.tls ?? false
   })
+}
+
+/** REDIS_CLUSTER_NODES: Redis nodes, port 6379 when omitted. */
+export function clusterNodes (raw: string): RedisClusterTarget {
+  return redisNodes(raw, 6379)
+}
+
+/** REDIS_SENTINELS: Sentinel nodes, port 26379 when omitted; URL credentials are the master's. */
+export function sentinelNodes (raw: string): RedisClusterTarget {
+  return redisNodes(raw, 26379)
 }
 
 function decode (text: string): string {
