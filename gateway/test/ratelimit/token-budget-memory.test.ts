@@ -128,3 +128,41 @@ t.test('createRateLimiter: token budgets alone (request limit off) still admit, 
   await limiter.close()
   await off.close()
 })
+
+for (const failureMode of ['open', 'closed'] as const) {
+  t.test(`Redis down, failure mode ${failureMode}: token budgets follow the request limiter's mode`, async (t) => {
+    const server = await startRedis(t)
+    const logs = captureLogs()
+    const redis = await readyClient(t, server, { commandTimeoutMs: 100, logger: logs.logger })
+    const tokens = { perMinute: 150, perDay: undefined }
+    const memory = createMemoryLimiter({ limit: 10, windowMs: 60_000 })
+    const limiter = createFailoverLimiter({
+      redis,
+      limit: 10,
+      windowMs: 60_000,
+      failureMode,
+      timeoutMs: 100,
+      probeIntervalMs: 100,
+      logger: logs.logger,
+      fallback: memory,
+      tokens: {
+        primary: createRedisTokenLimiter({ redis, requestLimit: 10, windowMs: 60_000, tokens }),
+        fallback: createMemoryTokenLimiter({ tokens, requests: memory })
+      },
+      settleTimeoutMs: 200
+    })
+    t.teardown(async () => { await limiter.close() })
+    t.equal((await limiter.admit('m', 100)).reservation?.source, 'redis')
+    await server.stop()
+    const during = await Promise.all([limiter.admit('m', 100), limiter.admit('m', 100), limiter.admit('m', 100)])
+    if (failureMode === 'open') {
+      t.ok(during.every((admission) => admission.request?.allowed === true && admission.tokens?.allowed !== false), 'open: every request admitted, 3 × 100 over a budget of 150')
+      t.ok(during.every((admission) => admission.reservation === undefined), 'open: nothing reserved, so nothing to settle')
+    } else {
+      t.ok(during.every((admission) => admission.request !== undefined && !admission.request.allowed && 'unavailable' in admission.request && admission.request.unavailable === true),
+        'closed: every request refused as unavailable (503)')
+      t.ok(during.every((admission) => admission.reservation === undefined), 'closed: nothing reserved')
+    }
+    t.same(await limiter.tokenBudgets('m'), [], 'no budget figures while neither Redis nor memory keeps them')
+  })
+}
