@@ -1,9 +1,9 @@
 // Token budgets in memory (fake clocks), the failover to memory while Redis is down, and the token headers and 429 envelope.
-import t from 'tap'
+import t, { type Test } from 'tap'
 import { startRedis } from '../../../common/testkit/redis.js'
 import { createFailoverLimiter, SETTLE_FAILED_LOG_MESSAGE } from '../../src/ratelimit/failover-limiter.js'
 import { admissionHeaders, tokenDeniedError } from '../../src/ratelimit/headers.js'
-import { createRateLimiter } from '../../src/ratelimit/index.js'
+import { createRateLimiter, type FailureMode } from '../../src/ratelimit/index.js'
 import { createMemoryLimiter } from '../../src/ratelimit/memory-limiter.js'
 import { createMemoryTokenLimiter } from '../../src/ratelimit/memory-token-limiter.js'
 import { createRedisTokenLimiter } from '../../src/ratelimit/redis-token-limiter.js'
@@ -76,17 +76,18 @@ t.test('headers and the 429 envelope of a token refusal', async (t) => {
   t.equal(error.headers, refusedHeaders)
 })
 
-t.test('Redis down: token budgets fall back to memory; a Redis reservation that cannot be settled is logged and counted', async (t) => {
+/** A failover limiter (10 requests, `perMinute` tokens a minute) on a real redis-server the test can stop. */
+async function failoverOnRedis (t: Test, failureMode: FailureMode, perMinute: number) {
   const server = await startRedis(t)
   const logs = captureLogs()
   const redis = await readyClient(t, server, { commandTimeoutMs: 100, logger: logs.logger })
-  const tokens = { perMinute: 250, perDay: undefined }
+  const tokens = { perMinute, perDay: undefined }
   const memory = createMemoryLimiter({ limit: 10, windowMs: 60_000 })
   const limiter = createFailoverLimiter({
     redis,
     limit: 10,
     windowMs: 60_000,
-    failureMode: 'memory',
+    failureMode,
     timeoutMs: 100,
     probeIntervalMs: 100,
     logger: logs.logger,
@@ -98,6 +99,11 @@ t.test('Redis down: token budgets fall back to memory; a Redis reservation that 
     settleTimeoutMs: 200
   })
   t.teardown(async () => { await limiter.close() })
+  return { server, logs, limiter }
+}
+
+t.test('Redis down: token budgets fall back to memory; a Redis reservation that cannot be settled is logged and counted', async (t) => {
+  const { server, logs, limiter } = await failoverOnRedis(t, 'memory', 250)
   const onRedis = await limiter.admit('f', 100)
   t.equal(onRedis.reservation?.source, 'redis')
   await server.stop()
@@ -131,27 +137,7 @@ t.test('createRateLimiter: token budgets alone (request limit off) still admit, 
 
 for (const failureMode of ['open', 'closed'] as const) {
   t.test(`Redis down, failure mode ${failureMode}: token budgets follow the request limiter's mode`, async (t) => {
-    const server = await startRedis(t)
-    const logs = captureLogs()
-    const redis = await readyClient(t, server, { commandTimeoutMs: 100, logger: logs.logger })
-    const tokens = { perMinute: 150, perDay: undefined }
-    const memory = createMemoryLimiter({ limit: 10, windowMs: 60_000 })
-    const limiter = createFailoverLimiter({
-      redis,
-      limit: 10,
-      windowMs: 60_000,
-      failureMode,
-      timeoutMs: 100,
-      probeIntervalMs: 100,
-      logger: logs.logger,
-      fallback: memory,
-      tokens: {
-        primary: createRedisTokenLimiter({ redis, requestLimit: 10, windowMs: 60_000, tokens }),
-        fallback: createMemoryTokenLimiter({ tokens, requests: memory })
-      },
-      settleTimeoutMs: 200
-    })
-    t.teardown(async () => { await limiter.close() })
+    const { server, limiter } = await failoverOnRedis(t, failureMode, 150)
     t.equal((await limiter.admit('m', 100)).reservation?.source, 'redis')
     await server.stop()
     const during = await Promise.all([limiter.admit('m', 100), limiter.admit('m', 100), limiter.admit('m', 100)])

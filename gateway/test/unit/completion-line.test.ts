@@ -2,29 +2,9 @@
 import t from 'tap'
 import { createSanitizer, REDACTED, type Sanitizer } from '../../../common/src/sanitize.js'
 import { createLineSanitizer, type CompletionRecord } from '../../src/pipeline/completion-log.js'
+import { completionRecord } from '../helpers/completion-record.js'
 
-function record (overrides: Partial<CompletionRecord> = {}): CompletionRecord {
-  return {
-    request_id: 'req-1',
-    trace_id: '0af7651916cd43dd8448eb211c80319c',
-    user_id: 'alice',
-    use_case: 'horoscope_daily',
-    route: '/v1/ai/generate',
-    method: 'POST',
-    http_status: 200,
-    status: 'success',
-    latency_ms: 1.25,
-    upstream_latency_ms: 0.75,
-    tokens_used: 42,
-    cached: false,
-    cache: null,
-    collapsed: false,
-    rate_limited: false,
-    stream: false,
-    client_aborted: false,
-    ...overrides
-  }
-}
+const record = (overrides: Partial<CompletionRecord> = {}): CompletionRecord => completionRecord({ tokens_used: 42, latency_ms: 1.25, upstream_latency_ms: 0.75, ...overrides })
 
 const records: CompletionRecord[] = [
   record(),

@@ -6,29 +6,9 @@ import { Registry } from 'prom-client'
 import type { RequestContext } from '../../src/context.js'
 import { createMetrics } from '../../src/metrics.js'
 import type { CompletionRecord } from '../../src/pipeline/completion-log.js'
+import { completionRecord } from '../helpers/completion-record.js'
 
-function record (overrides: Partial<CompletionRecord> = {}): CompletionRecord {
-  return {
-    request_id: 'r',
-    trace_id: 't',
-    user_id: 'u',
-    use_case: 'horoscope_daily',
-    route: '/v1/ai/generate',
-    method: 'POST',
-    http_status: 200,
-    status: 'success',
-    latency_ms: 120,
-    upstream_latency_ms: 100,
-    tokens_used: 15,
-    cached: false,
-    cache: null,
-    collapsed: false,
-    rate_limited: false,
-    stream: false,
-    client_aborted: false,
-    ...overrides
-  }
-}
+const record = (overrides: Partial<CompletionRecord> = {}): CompletionRecord => completionRecord({ request_id: 'r', trace_id: 't', user_id: 'u', latency_ms: 120, upstream_latency_ms: 100, tokens_used: 15, ...overrides })
 
 async function value (registry: Registry, name: string, labels: Record<string, string> = {}): Promise<number | undefined> {
   const metric = await registry.getSingleMetric(name)?.get()

@@ -6,30 +6,10 @@
 import { Writable } from 'node:stream'
 import { createLogger, type Logger } from '../../../common/src/logger.js'
 import type { CompletionRecord } from '../../src/pipeline/completion-log.js'
+import { completionRecord } from '../helpers/completion-record.js'
 import type { StoredDay, UsageBatch, UsageStore } from '../../src/usage/store.js'
 
-export function completion (overrides: Partial<CompletionRecord> = {}): CompletionRecord {
-  return {
-    request_id: 'r1',
-    trace_id: '0af7651916cd43dd8448eb211c80319c',
-    user_id: 'alice',
-    use_case: 'horoscope_daily',
-    route: '/v1/ai/generate',
-    method: 'POST',
-    http_status: 200,
-    status: 'success',
-    latency_ms: 12,
-    upstream_latency_ms: 10,
-    tokens_used: 100,
-    cached: false,
-    cache: null,
-    collapsed: false,
-    rate_limited: false,
-    stream: false,
-    client_aborted: false,
-    ...overrides
-  }
-}
+export const completion = (overrides: Partial<CompletionRecord> = {}): CompletionRecord => completionRecord({ request_id: 'r1', ...overrides })
 
 export function logSink (level = 'debug'): { logger: Logger; lines: Array<Record<string, any>> } {
   const lines: Array<Record<string, any>> = []
