@@ -14,12 +14,23 @@ import { ROOT, spawnProcess, type RunningProcess } from '../common/testkit/proce
 import { waitFor } from '../common/testkit/ports.js'
 import { startRedis as startTestRedis, type RedisServer } from '../common/testkit/redis.js'
 import { listeningPort, pinnedCommand, spawnToFile, type Cleanup, type CpuPlan, type LoggedProcess } from './procs.js'
+import { parseDockerfile } from '../deploy/test/helpers/dockerfile.js'
 
 export const GENERATE_PATH = '/v1/ai/generate'
 export const CHAT_PATH = '/v1/ai/chat'
 /** Cacheable: temperature absent (0), not streaming. */
 export const GENERATE_BODY = JSON.stringify({ use_case: 'horoscope_daily', input: { sign: 'leo', date: '2026-11-26' }, context: { locale: 'en' } })
 export const CHAT_BODY = JSON.stringify({ messages: [{ role: 'user', content: 'What does Mercury retrograde mean?' }], stream: true })
+
+/**
+ * The node options the Dockerfile's `gateway` image runs with (its `ENV NODE_OPTIONS`), as
+ * arguments: the bench measures the gateway as production starts it (children get no NODE_OPTIONS).
+ */
+export function gatewayImageNodeOptions (): string[] {
+  const stage = parseDockerfile(readFileSync(join(ROOT, 'Dockerfile'), 'utf8')).stages.find((each) => each.name === 'gateway')
+  const env = stage?.instructions.find((instruction) => instruction.keyword === 'ENV' && instruction.args.startsWith('NODE_OPTIONS='))
+  return (env?.args.slice('NODE_OPTIONS='.length).replace(/^"(.*)"$/, '$1') ?? '').split(' ').filter((arg) => arg !== '')
+}
 
 /** A node service from dist/, pinned, answering on a port read from its `listening` line. */
 export interface Service {
@@ -78,13 +89,13 @@ export class Stack {
   }
 
   /**
-   * The gateway with production settings: ENVIRONMENT=production, a real
+   * The gateway with production settings: the image's node options, ENVIRONMENT=production, a real
    * JWT secret, logs at info to a file, the Redis rate limiter with a limit
    * no run reaches (10 000 per user per minute, users rotate), cache off
    * unless `cache` is set.
    */
   async gateway (name: string, options: { upstream: string; redisUrl?: string; cache: boolean; extraEnv?: Record<string, string> }): Promise<Service & { process: LoggedProcess }> {
-    const nodeArgs = (process.env.BENCH_GATEWAY_NODE_ARGS ?? '').split(' ').filter((arg) => arg !== '')
+    const nodeArgs = [...gatewayImageNodeOptions(), ...(process.env.BENCH_GATEWAY_NODE_ARGS ?? '').split(' ').filter((arg) => arg !== '')]
     return await this.node(name, 'dist/gateway/src/main.js', {
       ENVIRONMENT: 'production',
       JWT_SECRET_KEY: this.jwtSecret,

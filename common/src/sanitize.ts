@@ -29,6 +29,9 @@ function normalizeKey (key: string): string {
   return key.toLowerCase().replaceAll('-', '_')
 }
 
+/** The ancestors of a primitive: none, and visit never pushes for one. */
+const NO_ANCESTORS: object[] = Object.freeze([]) as unknown as object[]
+
 /** Distinct keys (of at most MAX_REMEMBERED_KEY_LENGTH characters) whose verdict a sanitizer remembers; others are judged afresh each time. */
 const MAX_REMEMBERED_KEYS = 4096
 const MAX_REMEMBERED_KEY_LENGTH = 64
@@ -98,7 +101,8 @@ export function createSanitizer (options: SanitizeOptions = {}): Sanitizer {
 
   return (value) => {
     try {
-      return visit(value, 0, [])
+      // A primitive (the completion line's strings) never reaches the ancestors: no array per call for it.
+      return visit(value, 0, typeof value === 'object' && value !== null ? [] : NO_ANCESTORS)
     } catch {
       return '[UNSERIALIZABLE]'
     }

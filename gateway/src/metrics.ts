@@ -237,7 +237,8 @@ export function createMetrics (options: MetricsOptions = {}): Metrics {
     registry,
     track: (ctx, res) => {
       const slot = tracked.add({ ctx, res })
-      res.once('close', () => { tracked.delete(slot) })
+      // `on`, not `once`: a response closes once (Node guards it), and once() allocates a wrapper per request.
+      res.on('close', () => { tracked.delete(slot) })
     },
     observe: (record) => {
       const { route, stream } = record

@@ -49,7 +49,8 @@ export class Drain {
   /** Counts a request until its response closes. */
   track (ctx: RequestContext, res: ServerResponse): void {
     const slot = this.#inFlight.add(ctx)
-    res.once('close', () => {
+    // `on`, not `once`: a response closes once (Node guards it), and once() allocates a wrapper per request.
+    res.on('close', () => {
       this.#inFlight.delete(slot)
       if (this.#inFlight.size === 0) this.#onIdle?.()
     })

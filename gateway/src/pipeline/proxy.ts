@@ -68,6 +68,9 @@ class BufferedBody {
   }
 }
 
+/** For errors another listener handles (one shared function, not a closure per request). */
+const ignore = (): void => {}
+
 /** Upper bound on an upstream error body kept to read its `error.type` for the log. */
 const MAX_ERROR_BODY_BYTES = 64 * 1024
 
@@ -112,7 +115,8 @@ class UpstreamExchange {
     ctx.upstream.startedAt = options.now()
     // A stream is judged by its silences from the start; anything else by one deadline.
     this.#timer = setTimeout(this.#onTimeout, ctx.stream ? options.streamIdleTimeoutMs : options.engineTimeoutMs)
-    res.once('close', this.#onClientClose)
+    // `on`, not `once`: a response closes once, #settle removes it, and once() allocates a wrapper per request.
+    res.on('close', this.#onClientClose)
     ctx.abort = this.#abortForShutdown
   }
 
@@ -180,7 +184,8 @@ class UpstreamExchange {
         })
       }
     })
-    proxyRes.once('end', () => {
+    // `on`, not `once` (here and below): a stream emits each of these once, and once() allocates a wrapper per request.
+    proxyRes.on('end', () => {
       if (this.#settled) return
       if (errorBody !== undefined) this.#ctx.outcome.errorType = errorTypeOf(errorBody) ?? `HTTP_${status}`
       usage.end()
@@ -190,8 +195,8 @@ class UpstreamExchange {
       this.#settle()
     })
     // 'close' without 'end': upstream-ai died mid-answer (the 'error' that may precede it says the same).
-    proxyRes.once('error', () => {})
-    proxyRes.once('close', () => {
+    proxyRes.on('error', ignore)
+    proxyRes.on('close', () => {
       // Settled already when the gateway itself destroyed it (client gone, timeout): no error to build (a stack each, 1 000 at a time).
       if (!proxyRes.complete && !this.#settled) this.#failAfterHeaders(new ApiError('UPSTREAM_UNAVAILABLE', 'The AI service closed its answer before it was complete.'))
     })

@@ -55,13 +55,15 @@ export function createRateLimitStage (options: RateLimitStageOptions): RateLimit
       run: async (ctx, _req, res) => {
         if (ctx.userId === undefined) throw new Error('rate-limit stage reached without identity')
         const outcome = await limiter.check(ctx.userId)
-        const refusal = deniedError(outcome, windowMs)
+        // Built once: deniedError's default argument built them a second time for every allowed request.
+        const headers = rateLimitHeaders(outcome, windowMs)
+        const refusal = deniedError(outcome, windowMs, headers)
         if (refusal !== undefined) {
           // Only a spent budget is "rate limited"; an unavailable limiter (503) is a dependency failure.
           if (refusal.type === 'RATE_LIMIT_EXCEEDED') ctx.rateLimited = true
           throw refusal
         }
-        setHeaders(res, rateLimitHeaders(outcome, windowMs))
+        setHeaders(res, headers)
         return 'next'
       }
     }

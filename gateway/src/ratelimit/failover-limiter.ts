@@ -172,15 +172,15 @@ export function createFailoverLimiter (options: FailoverLimiterOptions): Failove
     )
   }
 
-  /** Runs `attempt` on Redis while in state `redis` (bounded); undefined when the failure mode must answer. */
-  const onRedis = async <T>(attempt: () => Promise<T>): Promise<T | undefined> => {
+  /** Runs `attempt(userId)` on Redis while in state `redis` (bounded); undefined when the failure mode must answer. */
+  const onRedis = async <T, A>(attempt: (argument: A) => Promise<T>, argument: A): Promise<T | undefined> => {
     if (state !== 'redis') return undefined
     if (!isRedisReady(redis)) {
       switchToFallback(new Error(`redis connection is ${redis.status}`))
       return undefined
     }
     try {
-      return await withDeadline(attempt(), timeoutMs)
+      return await withDeadline(attempt(argument), timeoutMs)
     } catch (error) {
       options.onRedisError?.(error)
       switchToFallback(error)
@@ -198,13 +198,15 @@ export function createFailoverLimiter (options: FailoverLimiterOptions): Failove
     failingSettles = true
   }
 
+  // The attempt and its argument apart: no closure and no async wrapper per check.
+  const checkOnRedis = (userId: string): Promise<RateLimitResult> => primary.check(userId)
   const check = async (userId: string): Promise<RateLimitOutcome> =>
-    await onRedis(async () => await primary.check(userId)) ?? await decideWithoutRedis(userId)
+    await onRedis(checkOnRedis, userId) ?? await decideWithoutRedis(userId)
 
   return {
     async admit (userId, need) {
       if (tokens === undefined) return { request: await check(userId), tokens: undefined, reservation: undefined }
-      const decided = await onRedis(async () => await tokens.primary.admit(userId, need))
+      const decided = await onRedis(async (user: string) => await tokens.primary.admit(user, need), userId)
       if (decided !== undefined) return decided
       switch (failureMode) {
         case 'memory': return await tokens.fallback.admit(userId, need)
@@ -221,7 +223,7 @@ export function createFailoverLimiter (options: FailoverLimiterOptions): Failove
     },
     async tokenBudgets (userId) {
       if (tokens === undefined) return []
-      const read = await onRedis(async () => await tokens.primary.budgets(userId))
+      const read = await onRedis(async (user: string) => await tokens.primary.budgets(user), userId)
       if (read !== undefined) return read
       return failureMode === 'memory' ? await tokens.fallback.budgets(userId) : []
     },

@@ -43,3 +43,20 @@ t.test('a sanitizer that does not keep flat objects sanitises each record whole'
   t.same(line, { summary: 17 })
   t.same(calls.at(-1), record())
 })
+
+t.test('with the service\'s sanitizer a line passes only its strings through it, and an unchanged record is logged as it is', async (t) => {
+  const sanitize = createSanitizer()
+  const objects: unknown[] = []
+  const counting: Sanitizer = (value) => {
+    if (typeof value === 'object' && value !== null) objects.push(value)
+    return sanitize(value)
+  }
+  const lineOf = createLineSanitizer(counting)
+  lineOf(record())
+  objects.length = 0
+  const each = record()
+  t.equal(lineOf(each), each)
+  const cut = record({ use_case: 'u'.repeat(1000) })
+  t.not(lineOf(cut), cut)
+  t.same(objects, [], 'no record went through the sanitizer whole')
+})
