@@ -159,6 +159,9 @@ async function main (cleanup: Cleanup): Promise<void> {
       label: 'gateway, Redis down',
       run: async () => { await killRedisOnce(); return await load(orphan.url, { servers: servers(orphan, stub), gateway: on(orphan) }, 1)() }
     },
+    ...(nginxStub === undefined
+      ? []
+      : [{ id: 'L2', kind: 'latency' as const, label: 'nginx → stub', run: load(nginxStub.url, { servers: servers(nginxStub, stub) }, 1) }]),
     ...(nginxGateway === undefined
       ? []
       : [{ id: 'L5', kind: 'latency' as const, label: 'nginx → gateway → stub', run: load(nginxGateway.url, { servers: () => [...servers(nginxGateway, gateway, stub)(), ...redisPid()], gateway: on(gateway) }, 1) }]),
