@@ -165,7 +165,7 @@ async function main (cleanup: Cleanup): Promise<void> {
     ...(nginxGateway === undefined
       ? []
       : [{ id: 'L5', kind: 'latency' as const, label: 'nginx → gateway → stub', run: load(nginxGateway.url, { servers: () => [...servers(nginxGateway, gateway, stub)(), ...redisPid()], gateway: on(gateway) }, 1) }]),
-    ...[['S1', 'direct → stub', stub.url], ['S3', 'gateway → stub', gateway.url], ['S5', 'nginx → gateway → stub', nginxGateway?.url]]
+    ...[['S1', 'direct → stub', stub.url], ['S2b', 'bare http-proxy-3 → stub', bare.url], ['S3', 'gateway → stub', gateway.url], ['S5', 'nginx → gateway → stub', nginxGateway?.url]]
       .filter((entry): entry is [string, string, string] => entry[2] !== undefined)
       .map(([id, label, url]): Measurement => ({
         id,
